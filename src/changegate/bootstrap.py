@@ -1,0 +1,86 @@
+"""Wiring: settings -> engine, catalog, keys. The only module that reads Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from changegate.adapters import catalog_files, signing
+from changegate.domain import catalog as catalog_model
+from changegate.errors import InvalidInput, PermanentError, Problem
+from changegate.services import catalog as catalog_service
+from changegate.services.context import SYSTEM, Context
+from changegate.settings import Settings
+from changegate.store import db
+
+DEFAULT_CATALOG_DIR = Path("platform")
+
+
+@dataclass
+class App:
+    """What every door (API, CLI) needs: the settings, the engine and the loaded catalog."""
+
+    settings: Settings
+    engine: sa.Engine
+    catalog_dir: Path
+    _catalog: catalog_model.Catalog | None = field(default=None, repr=False)
+
+    def catalog(self) -> catalog_model.Catalog:
+        """The catalog, loaded on first use; a changed digest is recorded in the audit trail."""
+        if self._catalog is None:
+            self._catalog = self._load(explicit=False, ctx=Context(actor=SYSTEM))
+        return self._catalog
+
+    def reload_catalog(self, ctx: Context) -> catalog_model.Catalog:
+        """Load the catalog again at someone's request; always audited."""
+        self._catalog = self._load(explicit=True, ctx=ctx)
+        return self._catalog
+
+    def _load(self, *, explicit: bool, ctx: Context) -> catalog_model.Catalog:
+        loaded = load_catalog(self.settings, self.catalog_dir)
+        catalog_service.record_load(self.engine, loaded, ctx, explicit=explicit)
+        return loaded
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        if self.settings.audit_signing_key is None:
+            raise InvalidInput([Problem(
+                "no signing key: set CHANGEGATE_AUDIT_SIGNING_KEY to an Ed25519 PEM file "
+                "(create one with `changegate audit keygen`)", field="CHANGEGATE_AUDIT_SIGNING_KEY")])
+        return signing.load_private(self.settings.audit_signing_key)
+
+    def verify_key(self) -> Ed25519PublicKey | None:
+        if self.settings.audit_verify_key is not None:
+            return signing.load_public(self.settings.audit_verify_key)
+        if self.settings.audit_signing_key is not None:
+            return signing.load_private(self.settings.audit_signing_key).public_key()
+        return None
+
+
+def catalog_dir(settings: Settings, override: Path | None = None) -> Path:
+    return override or settings.catalog_dir or DEFAULT_CATALOG_DIR
+
+
+def load_catalog(settings: Settings, directory: Path) -> catalog_model.Catalog:
+    return catalog_files.load_catalog(directory, max_file_bytes=settings.max_file_bytes)
+
+
+def engine_for(settings: Settings) -> sa.Engine:
+    """The engine; the embedded SQLite file migrates itself, PostgreSQL must be upgraded."""
+    engine = db.make_engine(settings.database_url)
+    if engine.dialect.name == "sqlite":
+        db.upgrade(engine)
+    elif not db.is_current(engine):
+        raise PermanentError(
+            f"the database schema is at {db.current_revision(engine) or 'nothing'}, this "
+            f"changegate needs {db.head_revision()}: run `changegate db upgrade`"
+        )
+    return engine
+
+
+def create(settings: Settings | None = None, *, catalog: Path | None = None) -> App:
+    settings = settings or Settings()
+    return App(settings=settings, engine=engine_for(settings),
+               catalog_dir=catalog_dir(settings, catalog))

@@ -1,0 +1,35 @@
+"""Configuration from CHANGEGATE_* environment variables, read once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything changegate can be configured with. Only bootstrap reads it."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANGEGATE_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///changegate.db",
+        description="SQLAlchemy URL; default: changegate.db in the working directory",
+    )
+    catalog_dir: Path | None = Field(default=None, description="the platform catalog folder")
+    audit_signing_key: Path | None = Field(
+        default=None, description="PEM file with the Ed25519 private key signing checkpoints"
+    )
+    audit_verify_key: Path | None = Field(
+        default=None, description="PEM file with the Ed25519 public key verifying checkpoints"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    allow_dev_auth_on_public_bind: bool = Field(
+        default=False,
+        description="allow the X-Changegate-User development mode on a non-loopback bind",
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_file_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    user: str | None = Field(default=None, description="the CLI's acting person (like --as)")

@@ -1,0 +1,99 @@
+"""The database schema, as SQLAlchemy Core tables. Alembic migrations mirror it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+UtcDateTime = sa.DateTime(timezone=True)
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False, index=True),
+    sa.Column("held_from", sa.String(32)),
+    sa.Column("requester", sa.String(128), nullable=False, index=True),
+    sa.Column("implementer", sa.String(128)),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("close_code", sa.String(32)),
+    sa.Column("close_notes", sa.Text, nullable=False, default=""),
+    sa.Column("content_hash", sa.String(71), nullable=False),
+    sa.Column("catalog_digest", sa.String(71)),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# What each change targets by id, for filtering ("changes touching tenant acme").
+change_targets = sa.Table(
+    "change_targets",
+    metadata,
+    sa.Column("change_id", sa.Integer, sa.ForeignKey("changes.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("target", sa.String(128), primary_key=True),
+    sa.Index("ix_change_targets_kind_target", "kind", "target"),
+)
+
+change_comments = sa.Table(
+    "change_comments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("change_id", sa.Integer, sa.ForeignKey("changes.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("author", sa.String(128), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("actor_name", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("object_type", sa.String(32), nullable=False),
+    sa.Column("object_id", sa.String(128), nullable=False, index=True),
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# One row: the chain's head. Appending locks it, so concurrent writers take turns.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# One row: the catalog digest last recorded in the audit trail.
+catalog_state = sa.Table(
+    "catalog_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("digest", sa.String(71), nullable=False),
+    sa.Column("git_commit", sa.String(64)),
+    sa.Column("loaded_at", UtcDateTime, nullable=False),
+)
