@@ -1,0 +1,332 @@
+"""Safe YAML (and JSON) loading into plain Python, with the line of every problem.
+
+Parsing is libyaml's composer (C) followed by our own constructor, which builds plain dicts,
+lists and scalars directly from the node tree. Doing it ourselves is faster than PyYAML's
+constructor and lets us refuse what a catalog must never contain: custom or Python tags,
+non-string keys, duplicate keys, documents that expand past a node budget through aliases
+(billion laughs) and absurd nesting. The composed nodes are kept so that an error found
+later (by validation) can still be mapped back to its line, lazily and only when needed.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from changegate.errors import InvalidInput, PayloadTooLarge, Problem
+
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_NODES = 2_000_000
+MAX_DEPTH = 200
+
+# libyaml when available; the pure-Python loader gives the same nodes, only slower.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_TAG = "tag:yaml.org,2002:"
+_STR = _TAG + "str"
+_NULL = _TAG + "null"
+_BOOL = _TAG + "bool"
+_INT = _TAG + "int"
+_FLOAT = _TAG + "float"
+_TIMESTAMP = _TAG + "timestamp"
+_MAP = _TAG + "map"
+_SEQ = _TAG + "seq"
+_MERGE = _TAG + "merge"
+
+# PyYAML's own scalar rules (hex, octal, sexagesimal, underscores, .inf, .nan, yes/no) so
+# that a value means here what it means to every other YAML 1.1 tool.
+_SAFE = SafeConstructor()
+
+# A collection being built: meeting it again below itself means a recursive alias.
+_BUILDING = object()
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+class _TooLarge(Exception):
+    """The document expands past the node budget; building stops at once."""
+
+
+class _Builder:
+    """Turns one file's composed nodes into plain Python, collecting every problem."""
+
+    __slots__ = ("count", "display", "max_nodes", "memo", "problems")
+
+    def __init__(self, display: str, max_nodes: int) -> None:
+        self.display = display
+        self.max_nodes = max_nodes
+        self.count = 0
+        # collection node -> (value, expanded size): an alias costs its full size but is
+        # built once, so alias bombs are caught in linear time and memory.
+        self.memo: dict[Node, Any] = {}
+        self.problems: list[Problem] = []
+
+    def problem(self, node: Node, message: str) -> None:
+        self.problems.append(Problem(message, file=self.display, line=_line(node)))
+
+    def build(self, node: Node, depth: int) -> Any:
+        cls = node.__class__
+        if cls is ScalarNode:
+            self.count += 1
+            tag = node.tag
+            if tag == _STR:
+                return node.value
+            return self.scalar(node, tag)
+        seen = self.memo.get(node)
+        if seen is not None:
+            if seen is _BUILDING:
+                self.problem(node, "an alias refers to a node that contains it (recursive)")
+                return None
+            value, size = seen
+            self.count += size
+            self.check_budget(node)
+            return value
+        if depth >= MAX_DEPTH:
+            self.problem(node, f"nested deeper than {MAX_DEPTH} levels")
+            raise _TooLarge
+        before = self.count
+        self.count += 1
+        self.memo[node] = _BUILDING
+        if cls is MappingNode:
+            value = self.mapping(node, depth + 1)
+        elif cls is SequenceNode:
+            if node.tag != _SEQ:
+                self.problem(node, f"unsupported tag {_short_tag(node.tag)}")
+            value = [self.build(item, depth + 1) for item in node.value]
+        else:  # pragma: no cover - PyYAML has no other node class
+            raise TypeError(cls)
+        self.memo[node] = (value, self.count - before)
+        self.check_budget(node)
+        return value
+
+    def check_budget(self, node: Node) -> None:
+        if self.count > self.max_nodes:
+            self.problem(
+                node, f"document expands to more than {self.max_nodes} nodes (alias bomb?)"
+            )
+            raise _TooLarge
+
+    def scalar(self, node: ScalarNode, tag: str) -> Any:
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return _SAFE.construct_yaml_bool(node)
+        if tag == _INT:
+            return _SAFE.construct_yaml_int(node)
+        if tag == _FLOAT:
+            return _SAFE.construct_yaml_float(node)
+        if tag == _TIMESTAMP:
+            # Kept as written: validation decides what a date or an instant means here.
+            return node.value
+        self.problem(node, f"unsupported tag {_short_tag(tag)}")
+        return None
+
+    def mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
+        if node.tag != _MAP:
+            self.problem(node, f"unsupported tag {_short_tag(node.tag)}")
+        result: dict[str, Any] = {}
+        merges: list[Node] | None = None
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not ScalarNode or key_node.tag != _STR:
+                if key_node.tag == _MERGE:
+                    merges = merges or []
+                    merges.append(value_node)
+                    continue
+                self.key_problem(key_node)
+                continue
+            key = key_node.value
+            if key in result:
+                first = next(k for k, _ in node.value if k.value == key)
+                self.problem(
+                    key_node, f"duplicate key {key!r} (first at line {_line(first)})"
+                )
+            self.count += 1
+            result[key] = self.build(value_node, depth)
+        if merges:
+            return self.merge(merges, result, depth)
+        return result
+
+    def key_problem(self, key_node: Node) -> None:
+        if key_node.__class__ is ScalarNode:
+            shown = f"{key_node.value!r} ({_short_tag(key_node.tag)})"
+            self.problem(key_node, f"key {shown} must be a string; quote it")
+        else:
+            self.problem(key_node, "a key must be a string, not a mapping or a list")
+
+    def merge(
+        self, merges: list[Node], explicit: dict[str, Any], depth: int
+    ) -> dict[str, Any]:
+        # PyYAML semantics: keys written in the mapping win over merged ones, and among
+        # `<<: [*a, *b]` the earlier source wins.
+        sources: list[Node] = []
+        for value_node in merges:
+            if value_node.__class__ is SequenceNode:
+                sources.extend(value_node.value)
+            else:
+                sources.append(value_node)
+        merged: dict[str, Any] = {}
+        for source in reversed(sources):
+            if source.__class__ is not MappingNode:
+                self.problem(source, "a merge key (<<) takes a mapping or a list of mappings")
+                continue
+            value = self.build(source, depth)
+            if isinstance(value, dict):
+                merged.update(value)
+        merged.update(explicit)
+        return merged
+
+
+def _decode(raw: bytes, display: str) -> bytes:
+    """Strict UTF-8 check; a BOM is dropped. Returns the bytes libyaml will read."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        raise InvalidInput(
+            [
+                Problem(
+                    f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at column {column}",
+                    file=display,
+                    line=line,
+                )
+            ]
+        ) from None
+    return raw
+
+
+def _yaml_problem(exc: yaml.YAMLError, display: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError):
+        what = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            what = f"{exc.problem} ({exc.context})"
+    else:
+        what = str(exc)
+    line = int(mark.line) + 1 if mark is not None else None
+    if mark is not None:
+        what = f"{what} at column {int(mark.column) + 1}"
+    return Problem(f"invalid YAML: {what}", file=display, line=line)
+
+
+def _compose(text: bytes) -> Iterator[Node]:
+    return yaml.compose_all(text, Loader=_Loader)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDocument:
+    """One document of a YAML or JSON file, as plain data, able to find its own lines."""
+
+    file: str
+    index: int
+    line: int
+    data: Any
+    node: Node
+
+    def locate(self, path: tuple[str | int, ...]) -> int | None:
+        """The 1-based line of the value at path; its nearest ancestor's when the path ends.
+
+        A key's line is given for a mapping or list value, since block collections start on
+        the line after their key.
+        """
+        node = self.node
+        line = _line(node)
+        for step in path:
+            found = _child(node, step)
+            if found is None:
+                break
+            key_node, node = found
+            line = _line(key_node if key_node is not None else node)
+            if key_node is not None and node.__class__ is ScalarNode:
+                line = _line(node)
+        return line
+
+
+def _child(node: Node, step: str | int) -> tuple[Node | None, Node] | None:
+    """The (key node, value node) under node for one path step, following merge keys."""
+    if node.__class__ is MappingNode and isinstance(step, str):
+        merges = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merges.append(value_node)
+            elif key_node.__class__ is ScalarNode and key_node.value == step:
+                return key_node, value_node
+        for merged in merges:
+            sources = merged.value if merged.__class__ is SequenceNode else [merged]
+            for source in sources:
+                found = _child(source, step)
+                if found is not None:
+                    return found
+        return None
+    if node.__class__ is SequenceNode and isinstance(step, int) and 0 <= step < len(node.value):
+        return None, node.value[step]
+    return None
+
+
+def load_bytes(
+    raw: bytes, *, display: str, max_nodes: int = DEFAULT_MAX_NODES
+) -> list[SourceDocument]:
+    """Parse every document in raw; InvalidInput lists every problem with file and line.
+
+    Empty documents are returned with data None: the caller decides whether they matter.
+    """
+    text = _decode(raw, display)
+    builder = _Builder(display, max_nodes)
+    documents: list[SourceDocument] = []
+    try:
+        for index, node in enumerate(_compose(text)):
+            data = builder.build(node, 0)
+            documents.append(SourceDocument(display, index, _line(node), data, node))
+    except yaml.YAMLError as exc:
+        builder.problems.append(_yaml_problem(exc, display))
+    except _TooLarge:
+        pass
+    except RecursionError:
+        # Only the pure-Python composer recurses per level; libyaml stops at 1000 levels.
+        builder.problems.append(Problem(f"nested deeper than {MAX_DEPTH} levels", file=display))
+    if builder.problems:
+        raise InvalidInput(builder.problems)
+    return documents
+
+
+def load_file(
+    path: Path,
+    *,
+    display: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_nodes: int = DEFAULT_MAX_NODES,
+) -> list[SourceDocument]:
+    """Read and parse one file, refusing it by its size before reading a byte of it."""
+    shown = display if display is not None else str(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise PayloadTooLarge(
+                [Problem(f"file is {size} bytes; the limit is {max_bytes} bytes", file=shown)]
+            )
+        with path.open("rb") as handle:
+            # Read one byte past the limit: the file may have grown since stat().
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise InvalidInput([Problem(f"cannot read file: {exc.strerror or exc}", file=shown)]) from None
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(
+            [Problem(f"file is over the limit of {max_bytes} bytes", file=shown)]
+        )
+    return load_bytes(raw, display=shown, max_nodes=max_nodes)

@@ -1,0 +1,187 @@
+"""The change lifecycle and content hash, as pure domain rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from changegate.domain import changes
+from changegate.domain.changes import ChangeState, ChangeType, CloseCode
+from changegate.errors import InvalidInput, InvalidTransition, Refused
+from tests.factories import change_data, change_spec
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+S = ChangeState
+
+
+def draft(**overrides: object) -> changes.ChangeRequest:
+    return changes.new_change(7, change_spec(**overrides), "alice", NOW)
+
+
+def walk(change: changes.ChangeRequest, *states: ChangeState) -> changes.ChangeRequest:
+    for state in states:
+        change = changes.transition(
+            change, state, NOW,
+            close_code=CloseCode.SUCCESSFUL if state is S.CLOSED else None,
+        )
+    return change
+
+
+def test_normal_change_walks_the_whole_lifecycle() -> None:
+    change = walk(draft(), S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING, S.REVIEW, S.CLOSED)
+    assert change.state is S.CLOSED
+    assert change.close_code is CloseCode.SUCCESSFUL
+    assert change.version == 7
+    assert changes.allowed_next(change) == []
+
+
+def test_illegal_transition_names_current_and_allowed_states() -> None:
+    with pytest.raises(InvalidTransition) as caught:
+        changes.transition(draft(), S.SCHEDULED, NOW)
+    assert caught.value.current == "draft"
+    assert caught.value.allowed == ["assess", "canceled", "on-hold"]
+    assert "CHG-7 is draft; it cannot move to scheduled" in str(caught.value)
+    assert "Allowed next states: assess, canceled, on-hold" in str(caught.value)
+
+
+def test_emergency_skips_assess_and_standard_skips_assess_and_authorize() -> None:
+    emergency = draft(type="emergency")
+    assert S.AUTHORIZE in changes.allowed_next(emergency)
+    assert changes.SUBMIT_TARGET[ChangeType.EMERGENCY] is S.AUTHORIZE
+    standard = draft(type="standard")
+    assert S.SCHEDULED in changes.allowed_next(standard)
+    assert S.SCHEDULED not in changes.allowed_next(draft())
+
+
+def test_rejection_returns_to_draft_and_is_recognised() -> None:
+    change = walk(draft(), S.ASSESS, S.AUTHORIZE)
+    rejected = changes.transition(change, S.DRAFT, NOW)
+    assert rejected.state is S.DRAFT
+    assert changes.is_rejection(S.AUTHORIZE, S.DRAFT)
+    assert not changes.is_rejection(S.ON_HOLD, S.DRAFT)
+
+
+def test_hold_returns_to_the_state_it_was_held_from() -> None:
+    held = walk(draft(), S.ASSESS, S.AUTHORIZE, S.ON_HOLD)
+    assert held.held_from is S.AUTHORIZE
+    assert changes.allowed_next(held) == [S.AUTHORIZE, S.CANCELED]
+    resumed = changes.transition(held, S.AUTHORIZE, NOW)
+    assert resumed.held_from is None
+    with pytest.raises(InvalidTransition):
+        changes.transition(held, S.SCHEDULED, NOW)
+
+
+@pytest.mark.parametrize("state", [S.DRAFT, S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING])
+def test_cancel_is_allowed_until_review(state: ChangeState) -> None:
+    path = {S.DRAFT: [], S.ASSESS: [S.ASSESS], S.AUTHORIZE: [S.ASSESS, S.AUTHORIZE],
+            S.SCHEDULED: [S.ASSESS, S.AUTHORIZE, S.SCHEDULED],
+            S.IMPLEMENTING: [S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING]}[state]
+    assert walk(draft(), *path, S.CANCELED).state is S.CANCELED
+
+
+def test_cancel_is_refused_in_review_and_after() -> None:
+    in_review = walk(draft(), S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING, S.REVIEW)
+    with pytest.raises(InvalidTransition):
+        changes.transition(in_review, S.CANCELED, NOW)
+
+
+def test_closing_needs_a_close_code_and_only_closing_takes_one() -> None:
+    in_review = walk(draft(), S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING, S.REVIEW)
+    with pytest.raises(InvalidInput, match="close code"):
+        changes.transition(in_review, S.CLOSED, NOW)
+    with pytest.raises(InvalidInput, match="close code"):
+        changes.transition(draft(), S.ASSESS, NOW, close_code=CloseCode.SUCCESSFUL)
+
+
+def test_content_hash_covers_material_fields_only() -> None:
+    base = change_spec()
+    assert changes.content_hash(base) == changes.content_hash(change_spec())
+    assert changes.content_hash(base) != changes.content_hash(change_spec(title="Other"))
+    assert changes.content_hash(base) != changes.content_hash(
+        change_spec(rollback_plan={"steps": "x", "tested": False}))
+    assert changes.content_hash(base) == changes.content_hash(
+        change_spec(test_evidence=["junit.xml"], incidents=["INC-1"]))
+
+
+def test_material_edit_only_in_draft_and_bumps_hash_and_version() -> None:
+    change = draft()
+    edited = changes.edit(change, {"title": "Better title"}, NOW + timedelta(minutes=1))
+    assert edited.version == change.version + 1
+    assert edited.content_hash != change.content_hash
+    in_assess = walk(draft(), S.ASSESS)
+    with pytest.raises(Refused, match="only be edited in draft"):
+        changes.edit(in_assess, {"title": "sneaky"}, NOW)
+    noted = changes.edit(in_assess, {"incidents": ["INC-42"]}, NOW)
+    assert noted.content_hash == in_assess.content_hash
+
+
+def test_edit_rejects_unknown_fields_and_wrong_types() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        changes.edit(draft(), {"colour": "red"}, NOW)
+    assert caught.value.problems[0].field == "colour"
+    with pytest.raises(InvalidInput) as wrong:
+        changes.edit(draft(), {"title": ["a list"]}, NOW)
+    assert wrong.value.problems[0].field == "title"
+
+
+def test_spec_validation_is_strict_and_names_fields() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        changes.validate_spec(change_data(
+            category="nope", rollback_plan={"tested": "yes"}, colour=1,
+            planned_start="2026-12-01T22:00:00", type=3), source="c.yaml")
+    fields = {p.field for p in caught.value.problems}
+    assert {"category", "rollback_plan.tested", "colour", "type"} <= fields
+    assert all(p.file == "c.yaml" for p in caught.value.problems)
+
+
+def test_planned_times_need_offsets_and_order() -> None:
+    with pytest.raises(InvalidInput, match="timezone"):
+        change_spec(planned_start="2026-12-01T22:00:00")
+    with pytest.raises(InvalidInput, match="after planned_start"):
+        change_spec(planned_start="2026-12-01T22:00:00Z", planned_end="2026-12-01T21:00:00Z")
+
+
+@pytest.mark.parametrize("text", ["CHG-0", "CHG-", "chg-x", "12a", "", "CHG-1;DROP"])
+def test_bad_change_ids_are_invalid_input(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        changes.parse_id(text)
+
+
+def test_change_ids_parse() -> None:
+    assert changes.parse_id("CHG-12") == 12
+    assert changes.parse_id("chg-12") == 12
+    assert changes.parse_id("12") == 12
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    change_type=st.sampled_from(list(ChangeType)),
+    moves=st.lists(st.sampled_from(list(ChangeState)), max_size=25),
+)
+def test_random_walks_respect_the_table(change_type: ChangeType, moves: list[ChangeState]) -> None:
+    """Whatever is attempted, a change only ever takes edges the table (or hold) allows."""
+    change = draft(type=change_type.value)
+    for target in moves:
+        allowed = changes.allowed_next(change)
+        try:
+            moved = changes.transition(
+                change, target, NOW,
+                close_code=CloseCode.SUCCESSFUL if target is S.CLOSED else None,
+            )
+        except InvalidTransition as exc:
+            assert target not in allowed
+            assert exc.allowed == [s.value for s in allowed]
+            continue
+        assert target in allowed
+        legal = set(changes.TRANSITIONS[change.state])
+        legal |= set(changes.SHORTCUTS.get(change_type, {}).get(change.state, ()))
+        if change.state is S.ON_HOLD:
+            legal.add(change.held_from)  # type: ignore[arg-type]
+        assert target in legal
+        assert moved.version == change.version + 1
+        if change.state in changes.FINAL_STATES:
+            pytest.fail("a final state moved")
+        change = moved
