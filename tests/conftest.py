@@ -1,17 +1,13 @@
 """Shared fixtures: databases on SQLite and PostgreSQL, a sample catalog, an App, contexts.
 
-PostgreSQL: CHANGEGATE_TEST_PG_URL (a server URL, e.g. postgresql://u:p@127.0.0.1:5432/postgres)
-is used when set. Otherwise, as root on Debian, the local cluster is started with
-`pg_ctlcluster 15 main start` and a password role is created for the tests. Each test gets a
-fresh database cloned from a migrated template (CREATE DATABASE ... TEMPLATE), in milliseconds.
+PostgreSQL: see tests/pgserver.py (CHANGEGATE_TEST_PG_URL, or the local Debian cluster started
+as root). Each test gets a fresh database cloned from a migrated template (CREATE DATABASE ... TEMPLATE), in milliseconds.
 Without PostgreSQL the postgres-parametrized tests skip, except under CI=true where they fail.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +21,10 @@ from changegate.domain import catalog as catalog_model
 from changegate.services.context import Context, actor_for
 from changegate.settings import Settings
 from changegate.store import db
+from tests import pgserver
 
-PG_ROLE = "changegate_test"
-PG_PASSWORD = "changegate_test_pw"  # noqa: S105 - a throwaway local test role
-TEMPLATE_DB = "changegate_template"
+# One template per pytest process, so parallel runs never drop each other's template.
+TEMPLATE_DB = f"changegate_template_{os.getpid()}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -40,32 +36,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(marker)
 
 
-def _start_local_postgres() -> str | None:
-    """Start Debian's cluster as root and make a password role; None when that can't work."""
-    if os.geteuid() != 0 or not shutil.which("pg_ctlcluster"):
-        return None
-    run = subprocess.run  # noqa: S603 - fixed argv, no shell
-    status = run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=False)
-    line = next((ln for ln in status.stdout.splitlines() if ln.startswith("15 ")), None)
-    if line is None:
-        return None
-    port = line.split()[2]
-    if "online" not in line:
-        run(["pg_ctlcluster", "15", "main", "start"], check=False, capture_output=True)
-    sql = (
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_ROLE}') THEN "
-        f"CREATE ROLE {PG_ROLE} LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
-    )
-    made = run(["runuser", "-u", "postgres", "--", "psql", "-p", port, "-qAtc", sql],
-               capture_output=True, text=True, check=False)
-    if made.returncode != 0:
-        return None
-    return f"postgresql+psycopg://{PG_ROLE}:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
-
-
 @pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    url = os.environ.get("CHANGEGATE_TEST_PG_URL") or _start_local_postgres()
+def pg_server_url() -> Iterator[str]:
+    url = pgserver.server_url()
     if url is None:
         if os.environ.get("CI"):
             pytest.fail("CI needs PostgreSQL: set CHANGEGATE_TEST_PG_URL or run as root on Debian")
@@ -86,8 +59,10 @@ def pg_server_url() -> str:
     template_engine = db.make_engine(_with_db(url, TEMPLATE_DB))
     db.upgrade(template_engine)
     template_engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)'))
     engine.dispose()
-    return url
 
 
 def _with_db(url: str, name: str) -> str:

@@ -17,16 +17,22 @@ def generate(private_path: Path, public_path: Path) -> str:
     """Write a new key pair (private key readable by the owner only); returns the public key."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     if private_path.exists():
-        raise InvalidInput([Problem("refusing to overwrite an existing key", file=str(private_path))])
+        raise InvalidInput(
+            [Problem("refusing to overwrite an existing key", file=str(private_path))]
+        )
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
-    public_path.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return public_text(key.public_key())
 
 
@@ -35,8 +41,9 @@ def load_private(path: Path) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
         # The message never includes key material.
-        raise InvalidInput([Problem(f"cannot read an Ed25519 private key: {type(exc).__name__}",
-                                    file=str(path))]) from None
+        raise InvalidInput(
+            [Problem(f"cannot read an Ed25519 private key: {type(exc).__name__}", file=str(path))]
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise InvalidInput([Problem("the key is not an Ed25519 key", file=str(path))])
     return key
@@ -46,8 +53,9 @@ def load_public(path: Path) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise InvalidInput([Problem(f"cannot read an Ed25519 public key: {type(exc).__name__}",
-                                    file=str(path))]) from None
+        raise InvalidInput(
+            [Problem(f"cannot read an Ed25519 public key: {type(exc).__name__}", file=str(path))]
+        ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise InvalidInput([Problem("the key is not an Ed25519 key", file=str(path))])
     return key

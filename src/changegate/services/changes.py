@@ -25,10 +25,15 @@ E = TypeVar("E", ChangeState, CloseCode)
 class SourceDocument(Protocol):
     """A parsed YAML/JSON document that can say on which line a field sits."""
 
-    file: str
-    index: int
-    line: int
-    data: Any
+    # Read-only members, so frozen dataclasses (adapters.yamlsource.SourceDocument) conform.
+    @property
+    def file(self) -> str: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def data(self) -> Any: ...
 
     def locate(self, path: tuple[str | int, ...]) -> int | None: ...
 

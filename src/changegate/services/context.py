@@ -54,7 +54,7 @@ def actor_for(catalog: catalog_model.Catalog, person_id: str | None) -> Actor:
     if person is None:
         raise Refused(f"unknown person {person_id!r}: not among the catalog's people")
     spec = person.spec
-    return Actor(id=person.id, name=spec.name, roles=tuple(str(r) for r in spec.roles))
+    return Actor(id=person.id, name=spec.display_name, roles=tuple(str(r) for r in spec.roles))
 
 
 def context_for(
