@@ -30,10 +30,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from changegate.adapters import sample_platform  # noqa: E402
-from changegate.store import db  # noqa: E402
-from tests import pgserver  # noqa: E402
-from tests.factories import change_data  # noqa: E402
+from tests import pgserver
+from tests.factories import change_data
+
+from changegate.adapters import sample_platform
+from changegate.store import db
 
 
 def free_port() -> int:
@@ -42,14 +43,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(database_url: str, catalog: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    database_url: str, catalog: Path, workdir: Path
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = os.environ | {"CHANGEGATE_DATABASE_URL": database_url,
-                        "CHANGEGATE_CATALOG_DIR": str(catalog)}
+    env = os.environ | {
+        "CHANGEGATE_DATABASE_URL": database_url,
+        "CHANGEGATE_CATALOG_DIR": str(catalog),
+    }
     exe = Path(sys.executable).with_name("changegate")
-    process = subprocess.Popen(  # noqa: S603 - our own console script
-        [str(exe), "serve", "--port", str(port)], cwd=workdir, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -62,20 +71,22 @@ def start_server(database_url: str, catalog: Path, workdir: Path) -> tuple[subpr
     raise SystemExit("server did not become ready")
 
 
-def run_clients(clients: int, per_client: int, work: Callable[[httpx.Client], None],
-                base: str) -> float:
+def run_clients(
+    clients: int, per_client: int, work: Callable[[httpx.Client], None], base: str
+) -> float:
     """Operations per second with `clients` threads each doing `per_client` operations."""
     barrier = threading.Barrier(clients + 1)
     errors: list[BaseException] = []
 
     def client() -> None:
-        with httpx.Client(base_url=base, headers={"X-Changegate-User": "alice"},
-                          timeout=60) as http:
+        with httpx.Client(
+            base_url=base, headers={"X-Changegate-User": "alice"}, timeout=60
+        ) as http:
             barrier.wait()
             try:
                 for _ in range(per_client):
                     work(http)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -99,8 +110,9 @@ def create_and_submit(http: httpx.Client) -> None:
     created = http.post("/api/v1/changes", json=change_data())
     created.raise_for_status()
     change: dict[str, Any] = created.json()
-    submitted = http.post(f"/api/v1/changes/{change['id']}/submit",
-                          json={"version": change["version"]})
+    submitted = http.post(
+        f"/api/v1/changes/{change['id']}/submit", json={"version": change["version"]}
+    )
     submitted.raise_for_status()
 
 
@@ -144,9 +156,11 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait(timeout=30)
-            print(f"{backend:>10}: create+submit {pairs:8.1f} pairs/s   "
-                  f"healthz {floor:8.1f} req/s   ratio (pair time / request time) "
-                  f"{floor / pairs:6.1f}x")
+            print(
+                f"{backend:>10}: create+submit {pairs:8.1f} pairs/s   "
+                f"healthz {floor:8.1f} req/s   ratio (pair time / request time) "
+                f"{floor / pairs:6.1f}x"
+            )
 
 
 if __name__ == "__main__":

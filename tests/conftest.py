@@ -1,8 +1,9 @@
 """Shared fixtures: databases on SQLite and PostgreSQL, a sample catalog, an App, contexts.
 
 PostgreSQL: see tests/pgserver.py (CHANGEGATE_TEST_PG_URL, or the local Debian cluster started
-as root). Each test gets a fresh database cloned from a migrated template (CREATE DATABASE ... TEMPLATE), in milliseconds.
-Without PostgreSQL the postgres-parametrized tests skip, except under CI=true where they fail.
+as root). Each test gets a fresh database cloned from a migrated template
+(CREATE DATABASE ... TEMPLATE), in milliseconds. Without PostgreSQL the postgres-parametrized
+tests skip, except under CI=true where they fail.
 """
 
 from __future__ import annotations

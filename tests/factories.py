@@ -17,13 +17,19 @@ def change_data(**overrides: Any) -> dict[str, Any]:
         "environment": "prod",
         "targets": {"tenants": [], "selectors": [{"tier": "gold"}]},
         "artifacts": {
-            "images": [{"ref": "registry.example.com/odoo/odoo:17.0-20261120",
-                        "digest": "sha256:" + "a" * 64}],
+            "images": [
+                {
+                    "ref": "registry.example.com/odoo/odoo:17.0-20261120",
+                    "digest": "sha256:" + "a" * 64,
+                }
+            ],
         },
         "implementation_plan": "Roll out image; run -u sale_stock per tenant database.",
         "test_plan": "Regression suite on staging copies of three tenants.",
-        "rollback_plan": {"steps": "Revert the image; restore the pre-change backup.",
-                          "tested": True},
+        "rollback_plan": {
+            "steps": "Revert the image; restore the pre-change backup.",
+            "tested": True,
+        },
         "implementer": "bob",
     }
     data.update(overrides)
@@ -38,6 +44,9 @@ def change_yaml(**overrides: Any) -> str:
     """A change file (apiVersion/kind/spec) as YAML text."""
     import yaml
 
-    document = {"apiVersion": changes.API_VERSION, "kind": changes.KIND,
-                "spec": change_data(**overrides)}
+    document = {
+        "apiVersion": changes.API_VERSION,
+        "kind": changes.KIND,
+        "spec": change_data(**overrides),
+    }
     return yaml.safe_dump(document, sort_keys=False)

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 PG_ROLE = "changegate_test"
-PG_PASSWORD = "changegate_test_pw"  # noqa: S105 - a throwaway local test role
+PG_PASSWORD = "changegate_test_pw"
 
 
 def server_url() -> str | None:
@@ -34,8 +34,12 @@ def _start_local_postgres() -> str | None:
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_ROLE}') THEN "
         f"CREATE ROLE {PG_ROLE} LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
     )
-    made = run(["runuser", "-u", "postgres", "--", "psql", "-p", port, "-qAtc", sql],
-               capture_output=True, text=True, check=False)
+    made = run(
+        ["runuser", "-u", "postgres", "--", "psql", "-p", port, "-qAtc", sql],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if made.returncode != 0:
         return None
     return f"postgresql+psycopg://{PG_ROLE}:{PG_PASSWORD}@127.0.0.1:{port}/postgres"

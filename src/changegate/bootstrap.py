@@ -46,9 +46,15 @@ class App:
 
     def signing_key(self) -> Ed25519PrivateKey:
         if self.settings.audit_signing_key is None:
-            raise InvalidInput([Problem(
-                "no signing key: set CHANGEGATE_AUDIT_SIGNING_KEY to an Ed25519 PEM file "
-                "(create one with `changegate audit keygen`)", field="CHANGEGATE_AUDIT_SIGNING_KEY")])
+            raise InvalidInput(
+                [
+                    Problem(
+                        "no signing key: set CHANGEGATE_AUDIT_SIGNING_KEY to an Ed25519 PEM file "
+                        "(create one with `changegate audit keygen`)",
+                        field="CHANGEGATE_AUDIT_SIGNING_KEY",
+                    )
+                ]
+            )
         return signing.load_private(self.settings.audit_signing_key)
 
     def verify_key(self) -> Ed25519PublicKey | None:
@@ -82,5 +88,6 @@ def engine_for(settings: Settings) -> sa.Engine:
 
 def create(settings: Settings | None = None, *, catalog: Path | None = None) -> App:
     settings = settings or Settings()
-    return App(settings=settings, engine=engine_for(settings),
-               catalog_dir=catalog_dir(settings, catalog))
+    return App(
+        settings=settings, engine=engine_for(settings), catalog_dir=catalog_dir(settings, catalog)
+    )

@@ -48,16 +48,19 @@ def test_untouched_trail_verifies(trail: bootstrap.App) -> None:
 
 
 def test_updated_row_is_named(trail: bootstrap.App) -> None:
-    execute(trail, sa.update(audit_events).where(audit_events.c.seq == 4)
-            .values(actor="mallory"))
+    execute(trail, sa.update(audit_events).where(audit_events.c.seq == 4).values(actor="mallory"))
     report = verify(trail)
     assert not report.ok and report.first_bad_seq == 4
     assert "altered" in (report.problem or "")
 
 
 def test_updated_json_payload_is_named(trail: bootstrap.App) -> None:
-    execute(trail, sa.update(audit_events).where(audit_events.c.seq == 3)
-            .values(after={"state": "scheduled", "version": 99}))
+    execute(
+        trail,
+        sa.update(audit_events)
+        .where(audit_events.c.seq == 3)
+        .values(after={"state": "scheduled", "version": 99}),
+    )
     assert verify(trail).first_bad_seq == 3
 
 
@@ -71,14 +74,21 @@ def test_deleted_row_is_named(trail: bootstrap.App) -> None:
 def test_inserted_row_is_named(trail: bootstrap.App) -> None:
     # Make room by shifting later rows up, then insert a forged event with a fresh hash.
     with trail.engine.begin() as conn:
-        rows = conn.execute(sa.select(audit_events).where(audit_events.c.seq >= 5)
-                            .order_by(audit_events.c.seq.desc())).all()
+        rows = conn.execute(
+            sa.select(audit_events)
+            .where(audit_events.c.seq >= 5)
+            .order_by(audit_events.c.seq.desc())
+        ).all()
         for row in rows:
-            conn.execute(sa.update(audit_events).where(audit_events.c.seq == row.seq)
-                         .values(seq=row.seq + 1))
+            conn.execute(
+                sa.update(audit_events).where(audit_events.c.seq == row.seq).values(seq=row.seq + 1)
+            )
         forged = conn.execute(sa.select(audit_events).where(audit_events.c.seq == 4)).one()
-        conn.execute(sa.insert(audit_events).values(
-            {**forged._mapping, "seq": 5, "action": "change.approved"}))
+        conn.execute(
+            sa.insert(audit_events).values(
+                {**forged._mapping, "seq": 5, "action": "change.approved"}
+            )
+        )
     report = verify(trail)
     assert not report.ok
     assert report.first_bad_seq == 5

@@ -47,8 +47,9 @@ def test_lifecycle_draft_to_closed_is_audited(
     change_service.submit(app.engine, alice, change.id)
     for state in (S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING, S.REVIEW):
         change_service.transition(app.engine, bob, change.id, state)
-    closed = change_service.transition(app.engine, bob, change.id, "closed",
-                                       close_code="successful", close_notes="all good")
+    closed = change_service.transition(
+        app.engine, bob, change.id, "closed", close_code="successful", close_notes="all good"
+    )
     assert closed.state is S.CLOSED
     assert closed.version == 7
     stored = change_service.get(app.engine, alice, "CHG-1")
@@ -81,12 +82,12 @@ def test_stale_version_is_refused_and_nothing_is_written(
 ) -> None:
     alice = ctx_for(catalog, "alice")
     change = change_service.create(app.engine, catalog, alice, change_spec())
-    change_service.edit(app.engine, catalog, alice, change.id, {"title": "v2"},
-                        expected_version=1)
+    change_service.edit(app.engine, catalog, alice, change.id, {"title": "v2"}, expected_version=1)
     before = audit_count(app)
     with pytest.raises(StaleWrite) as caught:
-        change_service.edit(app.engine, catalog, alice, change.id, {"title": "v3"},
-                            expected_version=1)
+        change_service.edit(
+            app.engine, catalog, alice, change.id, {"title": "v3"}, expected_version=1
+        )
     assert caught.value.current == 2
     with pytest.raises(StaleWrite):
         change_service.transition(app.engine, alice, change.id, "assess", expected_version=1)
@@ -100,8 +101,9 @@ def test_rejection_and_hold_resume(app: bootstrap.App, catalog: catalog_model.Ca
     change = change_service.create(app.engine, catalog, alice, change_spec())
     change_service.submit(app.engine, alice, change.id)
     change_service.transition(app.engine, carol, change.id, "authorize")
-    rejected = change_service.transition(app.engine, carol, change.id, "draft",
-                                         reason="no tested rollback")
+    rejected = change_service.transition(
+        app.engine, carol, change.id, "draft", reason="no tested rollback"
+    )
     assert rejected.state is S.DRAFT
     events = audit_service.events(app.engine, alice, object_id=change.id)
     assert events[-1].action == "change.rejected"
@@ -133,20 +135,25 @@ def test_material_edit_refused_after_submission_but_evidence_allowed(
     submitted = change_service.submit(app.engine, alice, change.id)
     with pytest.raises(Refused, match="only be edited in draft"):
         change_service.edit(app.engine, catalog, alice, change.id, {"title": "x"})
-    noted = change_service.edit(app.engine, catalog, alice, change.id,
-                                {"test_evidence": ["https://ci.example.com/run/1"]})
+    noted = change_service.edit(
+        app.engine, catalog, alice, change.id, {"test_evidence": ["https://ci.example.com/run/1"]}
+    )
     assert noted.content_hash == submitted.content_hash
 
 
-def test_catalog_references_are_checked(
-    app: bootstrap.App, catalog: catalog_model.Catalog
-) -> None:
+def test_catalog_references_are_checked(app: bootstrap.App, catalog: catalog_model.Catalog) -> None:
     alice = ctx_for(catalog, "alice")
     with pytest.raises(InvalidInput) as caught:
-        change_service.create(app.engine, catalog, alice, change_spec(
-            environment="moon", targets={"tenants": ["no-such-tenant"],
-                                         "clusters": ["nowhere"]},
-            implementer="frank"))
+        change_service.create(
+            app.engine,
+            catalog,
+            alice,
+            change_spec(
+                environment="moon",
+                targets={"tenants": ["no-such-tenant"], "clusters": ["nowhere"]},
+                implementer="frank",
+            ),
+        )
     fields = {p.field for p in caught.value.problems}
     assert {"environment", "targets.tenants[0]", "targets.clusters[0]", "implementer"} <= fields
     with app.engine.connect() as conn:
@@ -168,17 +175,19 @@ def test_list_filters_and_pages(app: bootstrap.App, catalog: catalog_model.Catal
     alice = ctx_for(catalog, "alice")
     tenant = next(iter(catalog.tenants))
     for index in range(5):
-        spec = change_spec(title=f"change {index}_%",
-                           targets={"tenants": [tenant]} if index % 2 else
-                           {"selectors": [{"tier": "gold"}]})
+        spec = change_spec(
+            title=f"change {index}_%",
+            targets={"tenants": [tenant]} if index % 2 else {"selectors": [{"tier": "gold"}]},
+        )
         created = change_service.create(app.engine, catalog, alice, spec)
         if index < 2:
             change_service.submit(app.engine, alice, created.id)
     page, total = change_service.list_changes(app.engine, alice, ChangeFilter(limit=2))
     assert total == 5
     assert [c.id for c in page] == ["CHG-5", "CHG-4"]
-    by_state, total = change_service.list_changes(app.engine, alice,
-                                                  ChangeFilter(states=("assess",)))
+    by_state, total = change_service.list_changes(
+        app.engine, alice, ChangeFilter(states=("assess",))
+    )
     assert total == 2
     assert {c.id for c in by_state} == {"CHG-1", "CHG-2"}
     by_tenant, total = change_service.list_changes(app.engine, alice, ChangeFilter(tenant=tenant))
@@ -195,9 +204,11 @@ def test_comments_are_stored_and_audited(
     change_service.comment(app.engine, dave, change.id, "CAB: please attach the staging run")
     listed = change_service.comments(app.engine, alice, change.id)
     assert [(c["author"], c["body"]) for c in listed] == [
-        ("dave", "CAB: please attach the staging run")]
+        ("dave", "CAB: please attach the staging run")
+    ]
     assert audit_service.events(app.engine, alice, object_id=change.id)[-1].action == (
-        "change.commented")
+        "change.commented"
+    )
     with pytest.raises(NotFound):
         change_service.comment(app.engine, dave, "CHG-999", "hello")
 
@@ -206,15 +217,21 @@ def test_catalog_reload_is_audited_once_per_digest(
     app: bootstrap.App, catalog: catalog_model.Catalog
 ) -> None:
     with app.engine.connect() as conn:
-        loads = conn.execute(sa.select(audit_events.c.action)
-                             .where(audit_events.c.action == "catalog.loaded")).all()
+        loads = conn.execute(
+            sa.select(audit_events.c.action).where(audit_events.c.action == "catalog.loaded")
+        ).all()
     assert len(loads) == 1  # the first load of this catalog
     second = bootstrap.create(app.settings)
     second.catalog()  # same digest: not recorded again
     second.reload_catalog(ctx_for(catalog, "carol"))  # explicit: recorded
     with app.engine.connect() as conn:
-        actors = conn.execute(sa.select(audit_events.c.actor)
-                              .where(audit_events.c.action == "catalog.loaded")).scalars().all()
+        actors = (
+            conn.execute(
+                sa.select(audit_events.c.actor).where(audit_events.c.action == "catalog.loaded")
+            )
+            .scalars()
+            .all()
+        )
     assert actors == ["system", "carol"]
     second.engine.dispose()
 
@@ -227,7 +244,7 @@ def _race(calls: list[Callable[[], Any]]) -> list[Any]:
         barrier.wait()
         try:
             results[index] = calls[index]()
-        except Exception as exc:  # noqa: BLE001 - the outcome is what the test inspects
+        except Exception as exc:
             results[index] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
@@ -250,14 +267,21 @@ def test_concurrent_writers_on_postgres_one_wins(pg_url: str, sample_dir: Any) -
     for round_number in range(10):
         current = change_service.get(app.engine, alice, change.id)
         events_before = audit_count(app)
-        results = _race([
-            lambda v=current.version, r=round_number: change_service.edit(
-                app.engine, catalog, alice, change.id, {"title": f"alice {r}"},
-                expected_version=v),
-            lambda v=current.version, r=round_number: change_service.edit(
-                app.engine, catalog, bob, change.id, {"title": f"bob {r}"},
-                expected_version=v),
-        ])
+        results = _race(
+            [
+                lambda v=current.version, r=round_number: change_service.edit(
+                    app.engine,
+                    catalog,
+                    alice,
+                    change.id,
+                    {"title": f"alice {r}"},
+                    expected_version=v,
+                ),
+                lambda v=current.version, r=round_number: change_service.edit(
+                    app.engine, catalog, bob, change.id, {"title": f"bob {r}"}, expected_version=v
+                ),
+            ]
+        )
         winners = [r for r in results if not isinstance(r, Exception)]
         losers = [r for r in results if isinstance(r, Exception)]
         assert len(winners) == 1, results
@@ -285,13 +309,20 @@ def test_sql_guard_catches_a_writer_that_commits_while_we_wait(
     transaction = other.begin()
     other.execute(sa.select(changes_table).where(changes_table.c.id == 1).with_for_update())
     outcome: list[Any] = []
-    worker = threading.Thread(target=lambda: outcome.append(_attempt(
-        lambda: change_service.edit(app.engine, catalog, alice, change.id, {"title": "late"},
-                                    expected_version=1))))
+    worker = threading.Thread(
+        target=lambda: outcome.append(
+            _attempt(
+                lambda: change_service.edit(
+                    app.engine, catalog, alice, change.id, {"title": "late"}, expected_version=1
+                )
+            )
+        )
+    )
     worker.start()
     _wait_for_lock_waiter(app)  # it has read version 1 and now waits on the row lock
-    other.execute(sa.update(changes_table).where(changes_table.c.id == 1)
-                  .values(version=2, title="first"))
+    other.execute(
+        sa.update(changes_table).where(changes_table.c.id == 1).values(version=2, title="first")
+    )
     transaction.commit()
     other.close()
     worker.join()
@@ -314,5 +345,5 @@ def _wait_for_lock_waiter(app: bootstrap.App) -> None:
 def _attempt(call: Callable[[], Any]) -> Any:
     try:
         return call()
-    except Exception as exc:  # noqa: BLE001 - returned for inspection
+    except Exception as exc:
         return exc

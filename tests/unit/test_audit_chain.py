@@ -14,11 +14,21 @@ def chain(n: int) -> list[audit.AuditEvent]:
     events: list[audit.AuditEvent] = []
     prev = audit.GENESIS_HASH
     for seq in range(1, n + 1):
-        event = audit.seal(audit.AuditEvent(
-            seq=seq, occurred_at=T0 + timedelta(seconds=seq), actor="alice",
-            actor_name="Alice", action="change.edited", object_type="change",
-            object_id=f"CHG-{seq}", before={"v": seq}, after={"v": seq + 1},
-            request_id=f"r{seq}", prev_hash=prev))
+        event = audit.seal(
+            audit.AuditEvent(
+                seq=seq,
+                occurred_at=T0 + timedelta(seconds=seq),
+                actor="alice",
+                actor_name="Alice",
+                action="change.edited",
+                object_type="change",
+                object_id=f"CHG-{seq}",
+                before={"v": seq},
+                after={"v": seq + 1},
+                request_id=f"r{seq}",
+                prev_hash=prev,
+            )
+        )
         events.append(event)
         prev = event.hash
     return events

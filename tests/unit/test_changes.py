@@ -24,7 +24,9 @@ def draft(**overrides: object) -> changes.ChangeRequest:
 def walk(change: changes.ChangeRequest, *states: ChangeState) -> changes.ChangeRequest:
     for state in states:
         change = changes.transition(
-            change, state, NOW,
+            change,
+            state,
+            NOW,
             close_code=CloseCode.SUCCESSFUL if state is S.CLOSED else None,
         )
     return change
@@ -76,9 +78,13 @@ def test_hold_returns_to_the_state_it_was_held_from() -> None:
 
 @pytest.mark.parametrize("state", [S.DRAFT, S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING])
 def test_cancel_is_allowed_until_review(state: ChangeState) -> None:
-    path = {S.DRAFT: [], S.ASSESS: [S.ASSESS], S.AUTHORIZE: [S.ASSESS, S.AUTHORIZE],
-            S.SCHEDULED: [S.ASSESS, S.AUTHORIZE, S.SCHEDULED],
-            S.IMPLEMENTING: [S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING]}[state]
+    path = {
+        S.DRAFT: [],
+        S.ASSESS: [S.ASSESS],
+        S.AUTHORIZE: [S.ASSESS, S.AUTHORIZE],
+        S.SCHEDULED: [S.ASSESS, S.AUTHORIZE, S.SCHEDULED],
+        S.IMPLEMENTING: [S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING],
+    }[state]
     assert walk(draft(), *path, S.CANCELED).state is S.CANCELED
 
 
@@ -101,9 +107,11 @@ def test_content_hash_covers_material_fields_only() -> None:
     assert changes.content_hash(base) == changes.content_hash(change_spec())
     assert changes.content_hash(base) != changes.content_hash(change_spec(title="Other"))
     assert changes.content_hash(base) != changes.content_hash(
-        change_spec(rollback_plan={"steps": "x", "tested": False}))
+        change_spec(rollback_plan={"steps": "x", "tested": False})
+    )
     assert changes.content_hash(base) == changes.content_hash(
-        change_spec(test_evidence=["junit.xml"], incidents=["INC-1"]))
+        change_spec(test_evidence=["junit.xml"], incidents=["INC-1"])
+    )
 
 
 def test_material_edit_only_in_draft_and_bumps_hash_and_version() -> None:
@@ -129,9 +137,16 @@ def test_edit_rejects_unknown_fields_and_wrong_types() -> None:
 
 def test_spec_validation_is_strict_and_names_fields() -> None:
     with pytest.raises(InvalidInput) as caught:
-        changes.validate_spec(change_data(
-            category="nope", rollback_plan={"tested": "yes"}, colour=1,
-            planned_start="2026-12-01T22:00:00", type=3), source="c.yaml")
+        changes.validate_spec(
+            change_data(
+                category="nope",
+                rollback_plan={"tested": "yes"},
+                colour=1,
+                planned_start="2026-12-01T22:00:00",
+                type=3,
+            ),
+            source="c.yaml",
+        )
     fields = {p.field for p in caught.value.problems}
     assert {"category", "rollback_plan.tested", "colour", "type"} <= fields
     assert all(p.file == "c.yaml" for p in caught.value.problems)
@@ -168,7 +183,9 @@ def test_random_walks_respect_the_table(change_type: ChangeType, moves: list[Cha
         allowed = changes.allowed_next(change)
         try:
             moved = changes.transition(
-                change, target, NOW,
+                change,
+                target,
+                NOW,
                 close_code=CloseCode.SUCCESSFUL if target is S.CLOSED else None,
             )
         except InvalidTransition as exc:

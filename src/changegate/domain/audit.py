@@ -104,22 +104,30 @@ def verify_chain(events: Iterable[AuditEvent]) -> ChainReport:
                 else f"#{expected_seq}..#{event.seq - 1}"
             )
             return _bad(
-                count, prev_hash, expected_seq,
+                count,
+                prev_hash,
+                expected_seq,
                 f"event {missing} is missing (deleted) before event #{event.seq}",
             )
         if event.seq < expected_seq:
             return _bad(
-                count, prev_hash, event.seq,
+                count,
+                prev_hash,
+                event.seq,
                 f"event #{event.seq} appears again after #{expected_seq - 1} (inserted)",
             )
         if event_hash(event) != event.hash:
             return _bad(
-                count, prev_hash, event.seq,
+                count,
+                prev_hash,
+                event.seq,
                 f"event #{event.seq} was altered: its content does not match its hash",
             )
         if event.prev_hash != prev_hash:
             return _bad(
-                count, prev_hash, event.seq,
+                count,
+                prev_hash,
+                event.seq,
                 f"event #{event.seq} does not follow event #{event.seq - 1}: its previous-hash "
                 "link is wrong (an event was inserted, deleted or reordered here)",
             )
@@ -162,14 +170,21 @@ def check_against_checkpoint(
     A chain shorter than the checkpoint was truncated; a different hash at that position
     means the history the checkpoint saw was rewritten.
     """
-    info = {"count": checkpoint.count, "head_hash": checkpoint.head_hash,
-            "created_at": canonical.to_utc_text(checkpoint.created_at)}
+    info = {
+        "count": checkpoint.count,
+        "head_hash": checkpoint.head_hash,
+        "created_at": canonical.to_utc_text(checkpoint.created_at),
+    }
     if not report.ok:
-        return ChainReport(False, report.count, report.head_hash, report.first_bad_seq,
-                           report.problem, info)
+        return ChainReport(
+            False, report.count, report.head_hash, report.first_bad_seq, report.problem, info
+        )
     if report.count < checkpoint.count:
         return ChainReport(
-            False, report.count, report.head_hash, report.count + 1,
+            False,
+            report.count,
+            report.head_hash,
+            report.count + 1,
             f"the chain was truncated: the checkpoint of "
             f"{canonical.to_utc_text(checkpoint.created_at)} saw {checkpoint.count} events, "
             f"only {report.count} remain (first missing: #{report.count + 1})",
@@ -177,7 +192,10 @@ def check_against_checkpoint(
         )
     if checkpoint.count > 0 and hash_at_count != checkpoint.head_hash:
         return ChainReport(
-            False, report.count, report.head_hash, checkpoint.count,
+            False,
+            report.count,
+            report.head_hash,
+            checkpoint.count,
             f"event #{checkpoint.count} does not match the checkpoint's head hash: the history "
             "before the checkpoint was rewritten",
             info,

@@ -110,7 +110,10 @@ _CHANGE_ID = re.compile(r"^CHG-([1-9][0-9]{0,17})$")
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Text = Annotated[str, StringConstraints(max_length=100_000)]
 Id = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/*?\[\]-]*$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/*?\[\]-]*$"
+    ),
 ]
 Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 
@@ -132,8 +135,9 @@ class TargetSelector(_Strict):
     @model_validator(mode="after")
     def _not_empty(self) -> TargetSelector:
         if not any((self.tier, self.odoo_series, self.deployment_model, self.cluster)):
-            raise ValueError("a selector needs at least one of tier, odoo_series, "
-                             "deployment_model, cluster")
+            raise ValueError(
+                "a selector needs at least one of tier, odoo_series, deployment_model, cluster"
+            )
         return self
 
 
@@ -335,8 +339,12 @@ def transition(
         raise InvalidTransition(change.id, change.state.value, to.value, [s.value for s in allowed])
     if to is S.CLOSED and close_code is None:
         raise InvalidInput(
-            [Problem("closing a change needs a close code: "
-                     + ", ".join(c.value for c in CloseCode), field="close_code")]
+            [
+                Problem(
+                    "closing a change needs a close code: " + ", ".join(c.value for c in CloseCode),
+                    field="close_code",
+                )
+            ]
         )
     if close_code is not None and to is not S.CLOSED:
         raise InvalidInput([Problem("a close code is given only when closing", field="close_code")])
@@ -363,8 +371,10 @@ def edit(change: ChangeRequest, patch: dict[str, Any], now: datetime) -> ChangeR
     unknown = sorted(set(patch) - set(ChangeSpec.model_fields))
     if unknown:
         raise InvalidInput(
-            [Problem(f"unknown field (allowed: {', '.join(ChangeSpec.model_fields)})", field=f)
-             for f in unknown]
+            [
+                Problem(f"unknown field (allowed: {', '.join(ChangeSpec.model_fields)})", field=f)
+                for f in unknown
+            ]
         )
     material = sorted(f for f in patch if f in MATERIAL_FIELDS)
     if material and change.state not in EDITABLE_MATERIAL_STATES:

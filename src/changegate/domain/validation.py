@@ -78,6 +78,6 @@ def validate_plain(
     try:
         return model.model_validate_json(to_json(data), strict=True)
     except ValidationError as exc:
-        raise InvalidInput(problems_from(exc, source=source, locate=locate, prefix=prefix)) from None
-
-
+        raise InvalidInput(
+            problems_from(exc, source=source, locate=locate, prefix=prefix)
+        ) from None

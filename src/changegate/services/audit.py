@@ -20,20 +20,42 @@ from changegate.services.context import Context
 from changegate.store import audit as audit_store
 
 EXPORT_FIELDS = (
-    "seq", "occurred_at", "actor", "actor_name", "action", "object_type", "object_id",
-    "before", "after", "request_id", "prev_hash", "hash",
+    "seq",
+    "occurred_at",
+    "actor",
+    "actor_name",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "request_id",
+    "prev_hash",
+    "hash",
 )
 
 
 def record(
-    conn: sa.Connection, ctx: Context, action: str, object_type: str, object_id: str,
-    before: Any, after: Any,
+    conn: sa.Connection,
+    ctx: Context,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: Any,
+    after: Any,
 ) -> audit.AuditEvent:
     """Append an event for the acting person inside the caller's transaction."""
     return audit_store.append(
-        conn, occurred_at=ctx.now(), actor=ctx.actor.id, actor_name=ctx.actor.name,
-        action=action, object_type=object_type, object_id=object_id, before=before,
-        after=after, request_id=ctx.request_id,
+        conn,
+        occurred_at=ctx.now(),
+        actor=ctx.actor.id,
+        actor_name=ctx.actor.name,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        before=before,
+        after=after,
+        request_id=ctx.request_id,
     )
 
 
@@ -52,16 +74,22 @@ def verify(
         report = audit.verify_chain(audit_store.iter_events(conn))
         if parsed is None:
             return report
-        return audit.check_against_checkpoint(report, parsed, audit_store.hash_at(conn, parsed.count))
+        return audit.check_against_checkpoint(
+            report, parsed, audit_store.hash_at(conn, parsed.count)
+        )
 
 
-def _checked_checkpoint(
-    document: dict[str, Any], key: Ed25519PublicKey | None
-) -> audit.Checkpoint:
+def _checked_checkpoint(document: dict[str, Any], key: Ed25519PublicKey | None) -> audit.Checkpoint:
     if key is None:
-        raise InvalidInput([Problem("verifying against a checkpoint needs the public key: set "
-                                    "CHANGEGATE_AUDIT_VERIFY_KEY (or CHANGEGATE_AUDIT_SIGNING_KEY)",
-                                    field="checkpoint")])
+        raise InvalidInput(
+            [
+                Problem(
+                    "verifying against a checkpoint needs the public key: set "
+                    "CHANGEGATE_AUDIT_VERIFY_KEY (or CHANGEGATE_AUDIT_SIGNING_KEY)",
+                    field="checkpoint",
+                )
+            ]
+        )
     try:
         body = document["checkpoint"]
         if body.get("format") != audit.CHECKPOINT_FORMAT:
@@ -73,12 +101,19 @@ def _checked_checkpoint(
         )
         signature = str(document["signature"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidInput([Problem(f"not a changegate checkpoint ({exc})",
-                                    field="checkpoint")]) from None
+        raise InvalidInput(
+            [Problem(f"not a changegate checkpoint ({exc})", field="checkpoint")]
+        ) from None
     if not signing.verify(key, parsed.payload(), signature):
-        raise InvalidInput([Problem("the checkpoint's signature does not verify with the "
-                                    "configured public key: it was forged or altered",
-                                    field="checkpoint.signature")])
+        raise InvalidInput(
+            [
+                Problem(
+                    "the checkpoint's signature does not verify with the "
+                    "configured public key: it was forged or altered",
+                    field="checkpoint.signature",
+                )
+            ]
+        )
     return parsed
 
 
@@ -88,16 +123,24 @@ def checkpoint(engine: sa.Engine, ctx: Context, key: Ed25519PrivateKey) -> dict[
     with engine.begin() as conn:
         report = audit.verify_chain(audit_store.iter_events(conn))
         if not report.ok:
-            raise InvalidInput([Problem(f"refusing to checkpoint a broken chain: {report.problem}",
-                                        field="audit")])
+            raise InvalidInput(
+                [Problem(f"refusing to checkpoint a broken chain: {report.problem}", field="audit")]
+            )
         point = audit.Checkpoint(report.head_hash, report.count, ctx.now())
         document = {
             "checkpoint": json.loads(point.payload()),
             "signature": signing.sign(key, point.payload()),
             "public_key": signing.public_text(key.public_key()),
         }
-        record(conn, ctx, "audit.checkpointed", "audit", "chain", None,
-               {"count": point.count, "head_hash": point.head_hash})
+        record(
+            conn,
+            ctx,
+            "audit.checkpointed",
+            "audit",
+            "chain",
+            None,
+            {"count": point.count, "head_hash": point.head_hash},
+        )
     return document
 
 
@@ -114,16 +157,25 @@ def export(
     if fmt not in ("jsonl", "csv"):
         raise InvalidInput([Problem("format must be jsonl or csv", field="format")])
     with engine.begin() as conn:
-        record(conn, ctx, "audit.exported", "audit", "chain", None, {
-            "since": canonical.to_utc_text(since) if since else None,
-            "until": canonical.to_utc_text(until) if until else None,
-            "format": fmt,
-        })
+        record(
+            conn,
+            ctx,
+            "audit.exported",
+            "audit",
+            "chain",
+            None,
+            {
+                "since": canonical.to_utc_text(since) if since else None,
+                "until": canonical.to_utc_text(until) if until else None,
+                "format": fmt,
+            },
+        )
     return _rows(engine, since, until, fmt)
 
 
-def _rows(engine: sa.Engine, since: datetime | None, until: datetime | None,
-          fmt: str) -> Iterator[str]:
+def _rows(
+    engine: sa.Engine, since: datetime | None, until: datetime | None, fmt: str
+) -> Iterator[str]:
     with engine.connect() as conn:
         if fmt == "csv":
             yield _csv_line(EXPORT_FIELDS)
@@ -132,11 +184,14 @@ def _rows(engine: sa.Engine, since: datetime | None, until: datetime | None,
             if fmt == "jsonl":
                 yield canonical.canonical_json(data).decode("utf-8") + "\n"
             else:
-                yield _csv_line([
-                    data[name] if name not in ("before", "after")
-                    else canonical.canonical_json(data[name]).decode("utf-8")
-                    for name in EXPORT_FIELDS
-                ])
+                yield _csv_line(
+                    [
+                        data[name]
+                        if name not in ("before", "after")
+                        else canonical.canonical_json(data[name]).decode("utf-8")
+                        for name in EXPORT_FIELDS
+                    ]
+                )
 
 
 def _csv_line(values: Any) -> str:
@@ -146,11 +201,16 @@ def _csv_line(values: Any) -> str:
 
 
 def events(
-    engine: sa.Engine, ctx: Context, *, object_id: str | None = None, after_seq: int = 0,
+    engine: sa.Engine,
+    ctx: Context,
+    *,
+    object_id: str | None = None,
+    after_seq: int = 0,
     limit: int = 100,
 ) -> list[audit.AuditEvent]:
     """A page of events in sequence order (for the API and `change show`)."""
     ctx.actor.require(Permission.AUDIT_READ if object_id is None else Permission.CHANGES_READ)
     with engine.connect() as conn:
-        return list(audit_store.iter_events(conn, object_id=object_id, after_seq=after_seq,
-                                            limit=limit))
+        return list(
+            audit_store.iter_events(conn, object_id=object_id, after_seq=after_seq, limit=limit)
+        )

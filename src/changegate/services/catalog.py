@@ -27,7 +27,11 @@ def record_load(
             return False
         audit_store.record_catalog(conn, catalog.digest, catalog.commit, ctx.now())
         audit_service.record(
-            conn, ctx, "catalog.loaded", "catalog", catalog.root,
+            conn,
+            ctx,
+            "catalog.loaded",
+            "catalog",
+            catalog.root,
             {"digest": previous} if previous else None,
             catalog.as_dict(),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -42,33 +42,61 @@ def spec_from_documents(documents: Sequence[SourceDocument], source: str) -> Cha
     """The ChangeSpec in a change file: one `kind: ChangeRequest` document with a spec."""
     docs = [d for d in documents if d.data is not None]
     if len(docs) != 1:
-        raise InvalidInput([Problem(f"expected exactly one ChangeRequest document, found "
-                                    f"{len(docs)}", file=source, line=1)])
+        raise InvalidInput(
+            [
+                Problem(
+                    f"expected exactly one ChangeRequest document, found {len(docs)}",
+                    file=source,
+                    line=1,
+                )
+            ]
+        )
     doc = docs[0]
     if not isinstance(doc.data, dict):
-        raise InvalidInput([Problem("a change document must be a mapping", file=doc.file,
-                                    line=doc.line)])
+        raise InvalidInput(
+            [Problem("a change document must be a mapping", file=doc.file, line=doc.line)]
+        )
     problems = []
     for key in sorted(set(doc.data) - {"apiVersion", "kind", "metadata", "spec"}):
-        problems.append(Problem("unknown field", file=doc.file, line=doc.locate((key,)),
-                                field=str(key)))
+        problems.append(
+            Problem("unknown field", file=doc.file, line=doc.locate((key,)), field=str(key))
+        )
     if doc.data.get("apiVersion") != changes.API_VERSION:
-        problems.append(Problem(f"must be {changes.API_VERSION}", file=doc.file,
-                                line=doc.locate(("apiVersion",)), field="apiVersion"))
+        problems.append(
+            Problem(
+                f"must be {changes.API_VERSION}",
+                file=doc.file,
+                line=doc.locate(("apiVersion",)),
+                field="apiVersion",
+            )
+        )
     if doc.data.get("kind") != changes.KIND:
-        problems.append(Problem(f"must be {changes.KIND}", file=doc.file,
-                                line=doc.locate(("kind",)), field="kind"))
+        problems.append(
+            Problem(
+                f"must be {changes.KIND}", file=doc.file, line=doc.locate(("kind",)), field="kind"
+            )
+        )
     metadata = doc.data.get("metadata")
     if metadata is not None and (not isinstance(metadata, dict) or set(metadata) - {"labels"}):
-        problems.append(Problem("only `labels` is allowed in metadata", file=doc.file,
-                                line=doc.locate(("metadata",)), field="metadata"))
+        problems.append(
+            Problem(
+                "only `labels` is allowed in metadata",
+                file=doc.file,
+                line=doc.locate(("metadata",)),
+                field="metadata",
+            )
+        )
     if "spec" not in doc.data:
-        problems.append(Problem("required field is missing", file=doc.file, line=doc.line,
-                                field="spec"))
+        problems.append(
+            Problem("required field is missing", file=doc.file, line=doc.line, field="spec")
+        )
     else:
         try:
             spec = validation.validate_plain(
-                ChangeSpec, doc.data["spec"], source=doc.file, locate=doc.locate,
+                ChangeSpec,
+                doc.data["spec"],
+                source=doc.file,
+                locate=doc.locate,
                 prefix=("spec",),
             )
         except InvalidInput as exc:
@@ -82,37 +110,58 @@ def check_references(catalog: catalog_model.Catalog, spec: ChangeSpec) -> list[P
     """Every id a change names must exist in the catalog it is filed against."""
     problems = []
 
-    def missing(field: str, kind: str, ids: Sequence[str], known: dict[str, Any]) -> None:
+    def missing(field: str, kind: str, ids: Sequence[str], known: Mapping[str, Any]) -> None:
         for index, value in enumerate(ids):
             if value not in known:
-                problems.append(Problem(f"no {kind} {value!r} in the catalog",
-                                        field=f"{field}[{index}]"))
+                problems.append(
+                    Problem(f"no {kind} {value!r} in the catalog", field=f"{field}[{index}]")
+                )
 
     if spec.environment not in catalog.environments:
-        problems.append(Problem(
-            f"no environment {spec.environment!r} in the catalog (known: "
-            f"{', '.join(catalog.environments)})", field="environment"))
+        problems.append(
+            Problem(
+                f"no environment {spec.environment!r} in the catalog (known: "
+                f"{', '.join(catalog.environments)})",
+                field="environment",
+            )
+        )
     missing("targets.tenants", "tenant", spec.targets.tenants, catalog.tenants)
     missing("targets.services", "service", spec.targets.services, catalog.services)
     missing("targets.clusters", "cluster", spec.targets.clusters, catalog.clusters)
     for index, selector in enumerate(spec.targets.selectors):
         if selector.tier and selector.tier not in catalog.tiers:
-            problems.append(Problem(f"no tier {selector.tier!r} in the catalog",
-                                    field=f"targets.selectors[{index}].tier"))
+            problems.append(
+                Problem(
+                    f"no tier {selector.tier!r} in the catalog",
+                    field=f"targets.selectors[{index}].tier",
+                )
+            )
         if selector.cluster and selector.cluster not in catalog.clusters:
-            problems.append(Problem(f"no cluster {selector.cluster!r} in the catalog",
-                                    field=f"targets.selectors[{index}].cluster"))
+            problems.append(
+                Problem(
+                    f"no cluster {selector.cluster!r} in the catalog",
+                    field=f"targets.selectors[{index}].cluster",
+                )
+            )
     if spec.targets.is_empty():
-        problems.append(Problem("a change needs at least one target (tenants, services, "
-                                "clusters or selectors)", field="targets"))
+        problems.append(
+            Problem(
+                "a change needs at least one target (tenants, services, clusters or selectors)",
+                field="targets",
+            )
+        )
     if spec.implementer is not None:
         person = catalog.person(spec.implementer)
         if person is None:
-            problems.append(Problem(f"no person {spec.implementer!r} in the catalog",
-                                    field="implementer"))
+            problems.append(
+                Problem(f"no person {spec.implementer!r} in the catalog", field="implementer")
+            )
         elif "implementer" not in person.spec.roles:
-            problems.append(Problem(f"{spec.implementer} does not hold the implementer role",
-                                    field="implementer"))
+            problems.append(
+                Problem(
+                    f"{spec.implementer} does not hold the implementer role", field="implementer"
+                )
+            )
     return problems
 
 
@@ -207,11 +256,14 @@ def edit(
         old, new = current.as_dict(), edited.as_dict()
         fields = sorted(k for k in patch if old.get(k) != new.get(k))
         _audit(
-            conn, ctx, "change.edited", edited.id,
-            {k: old[k] for k in fields} | {"version": current.version,
-                                           "content_hash": current.content_hash},
-            {k: new[k] for k in fields} | {"version": edited.version,
-                                           "content_hash": edited.content_hash},
+            conn,
+            ctx,
+            "change.edited",
+            edited.id,
+            {k: old[k] for k in fields}
+            | {"version": current.version, "content_hash": current.content_hash},
+            {k: new[k] for k in fields}
+            | {"version": edited.version, "content_hash": edited.content_hash},
         )
     return edited
 
@@ -235,8 +287,9 @@ def transition(
     with engine.begin() as conn:
         current = change_store.get(conn, number)
         version = _check_version(current, expected_version)
-        moved = changes.transition(current, target, ctx.now(), close_code=code,
-                                   close_notes=close_notes)
+        moved = changes.transition(
+            current, target, ctx.now(), close_code=code, close_notes=close_notes
+        )
         change_store.update(conn, moved, version)
         rejected = changes.is_rejection(current.state, moved.state)
         before = {"state": current.state.value, "version": current.version}
@@ -268,8 +321,12 @@ def submit(engine: sa.Engine, ctx: Context, change_id: str, **kwargs: Any) -> Ch
         current = change_store.get(conn, changes.parse_id(change_id))
     target = changes.SUBMIT_TARGET[current.spec.type]
     if current.state is not ChangeState.DRAFT:
-        raise InvalidTransition(current.id, current.state.value, target.value,
-                                [s.value for s in changes.allowed_next(current)])
+        raise InvalidTransition(
+            current.id,
+            current.state.value,
+            target.value,
+            [s.value for s in changes.allowed_next(current)],
+        )
     kwargs.setdefault("expected_version", current.version)
     return transition(engine, ctx, change_id, target, **kwargs)
 
@@ -294,8 +351,14 @@ def comment(engine: sa.Engine, ctx: Context, change_id: str, body: str) -> dict[
     with engine.begin() as conn:
         change_store.get(conn, number)
         stored = change_store.add_comment(conn, number, ctx.actor.id, text, ctx.now())
-        _audit(conn, ctx, "change.commented", changes.format_id(number), None,
-               {"comment_id": stored["id"], "body": text})
+        _audit(
+            conn,
+            ctx,
+            "change.commented",
+            changes.format_id(number),
+            None,
+            {"comment_id": stored["id"], "body": text},
+        )
     return stored
 
 

@@ -34,8 +34,7 @@ def append(
     Bumping the head row first takes its row lock (PostgreSQL) or the write lock (SQLite),
     so concurrent transactions append one after another and never fork the chain.
     """
-    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1)
-                 .values(seq=audit_head.c.seq + 1))
+    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1))
     seq, prev_hash = conn.execute(
         sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
     ).one()
@@ -55,22 +54,40 @@ def append(
             prev_hash=prev_hash,
         )
     )
-    conn.execute(sa.insert(audit_events).values(
-        seq=event.seq, occurred_at=event.occurred_at, actor=event.actor,
-        actor_name=event.actor_name, action=event.action, object_type=event.object_type,
-        object_id=event.object_id, before=event.before, after=event.after,
-        request_id=event.request_id, prev_hash=event.prev_hash, hash=event.hash,
-    ))
+    conn.execute(
+        sa.insert(audit_events).values(
+            seq=event.seq,
+            occurred_at=event.occurred_at,
+            actor=event.actor,
+            actor_name=event.actor_name,
+            action=event.action,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            before=event.before,
+            after=event.after,
+            request_id=event.request_id,
+            prev_hash=event.prev_hash,
+            hash=event.hash,
+        )
+    )
     conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(hash=event.hash))
     return event
 
 
 def _from_row(row: sa.Row[Any]) -> audit.AuditEvent:
     return audit.AuditEvent(
-        seq=int(row.seq), occurred_at=_utc(row.occurred_at), actor=row.actor,
-        actor_name=row.actor_name, action=row.action, object_type=row.object_type,
-        object_id=row.object_id, before=row.before, after=row.after,
-        request_id=row.request_id, prev_hash=row.prev_hash, hash=row.hash,
+        seq=int(row.seq),
+        occurred_at=_utc(row.occurred_at),
+        actor=row.actor,
+        actor_name=row.actor_name,
+        action=row.action,
+        object_type=row.object_type,
+        object_id=row.object_id,
+        before=row.before,
+        after=row.after,
+        request_id=row.request_id,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
     )
 
 

@@ -151,9 +151,7 @@ def _filtered(query: sa.Select[Any], flt: ChangeFilter) -> sa.Select[Any]:
     return query
 
 
-def list_changes(
-    conn: sa.Connection, flt: ChangeFilter
-) -> tuple[list[changes.ChangeRequest], int]:
+def list_changes(conn: sa.Connection, flt: ChangeFilter) -> tuple[list[changes.ChangeRequest], int]:
     """One page of changes (newest first) and the total matching the filter."""
     total = conn.execute(_filtered(sa.select(sa.func.count()).select_from(table), flt)).scalar_one()
     rows = conn.execute(
@@ -173,8 +171,13 @@ def add_comment(
         .values(change_id=number, author=author, body=body, created_at=now)
         .returning(change_comments.c.id)
     ).scalar_one()
-    return {"id": comment_id, "change_id": changes.format_id(number), "author": author,
-            "body": body, "created_at": now}
+    return {
+        "id": comment_id,
+        "change_id": changes.format_id(number),
+        "author": author,
+        "body": body,
+        "created_at": now,
+    }
 
 
 def comments(conn: sa.Connection, number: int) -> list[dict[str, Any]]:
@@ -184,7 +187,12 @@ def comments(conn: sa.Connection, number: int) -> list[dict[str, Any]]:
         .order_by(change_comments.c.id)
     ).all()
     return [
-        {"id": r.id, "change_id": changes.format_id(number), "author": r.author, "body": r.body,
-         "created_at": _utc(r.created_at)}
+        {
+            "id": r.id,
+            "change_id": changes.format_id(number),
+            "author": r.author,
+            "body": r.body,
+            "created_at": _utc(r.created_at),
+        }
         for r in rows
     ]

@@ -42,8 +42,9 @@ changes = sa.Table(
 change_targets = sa.Table(
     "change_targets",
     metadata,
-    sa.Column("change_id", sa.Integer, sa.ForeignKey("changes.id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column(
+        "change_id", sa.Integer, sa.ForeignKey("changes.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("target", sa.String(128), primary_key=True),
     sa.Index("ix_change_targets_kind_target", "kind", "target"),
@@ -53,8 +54,13 @@ change_comments = sa.Table(
     "change_comments",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("change_id", sa.Integer, sa.ForeignKey("changes.id", ondelete="CASCADE"),
-              nullable=False, index=True),
+    sa.Column(
+        "change_id",
+        sa.Integer,
+        sa.ForeignKey("changes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     sa.Column("author", sa.String(128), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
@@ -64,8 +70,12 @@ change_comments = sa.Table(
 audit_events = sa.Table(
     "audit_events",
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=False),
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("occurred_at", UtcDateTime, nullable=False, index=True),
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("actor_name", sa.String(200), nullable=False),

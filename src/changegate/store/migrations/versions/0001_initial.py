@@ -50,8 +50,12 @@ def upgrade() -> None:
         sa.Column("change_id", sa.Integer, nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("target", sa.String(128), nullable=False),
-        sa.ForeignKeyConstraint(["change_id"], ["changes.id"], ondelete="CASCADE",
-                                name="fk_change_targets_change_id_changes"),
+        sa.ForeignKeyConstraint(
+            ["change_id"],
+            ["changes.id"],
+            ondelete="CASCADE",
+            name="fk_change_targets_change_id_changes",
+        ),
         sa.PrimaryKeyConstraint("change_id", "kind", "target", name="pk_change_targets"),
     )
     op.create_index("ix_change_targets_kind_target", "change_targets", ["kind", "target"])
@@ -62,8 +66,12 @@ def upgrade() -> None:
         sa.Column("author", sa.String(128), nullable=False),
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
-        sa.ForeignKeyConstraint(["change_id"], ["changes.id"], ondelete="CASCADE",
-                                name="fk_change_comments_change_id_changes"),
+        sa.ForeignKeyConstraint(
+            ["change_id"],
+            ["changes.id"],
+            ondelete="CASCADE",
+            name="fk_change_comments_change_id_changes",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_change_comments"),
         sqlite_autoincrement=True,
     )
@@ -105,6 +113,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("catalog_state", "audit_head", "audit_events", "change_comments",
-                  "change_targets", "changes"):
+    for table in (
+        "catalog_state",
+        "audit_head",
+        "audit_events",
+        "change_comments",
+        "change_targets",
+        "changes",
+    ):
         op.drop_table(table)
