@@ -1,0 +1,134 @@
+"""Who is calling, and may they: the acting person and each route's declared permission.
+
+Development mode: until real authentication arrives, the acting person is named by the
+`X-Changegate-User` header and looked up among the catalog's people. That is why the server
+refuses to bind beyond loopback unless explicitly allowed (see `server.py`).
+
+Every /api/v1 route takes its context from `requires(permission)`; the permission is both
+checked here and by the service the route calls (defence in depth), and it is published in
+the OpenAPI operation as `x-permission`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
+from starlette.routing import BaseRoute
+
+from changegate import bootstrap
+from changegate.api import middleware, problems
+from changegate.domain.permissions import Permission
+from changegate.errors import Refused
+from changegate.services import context as context_service
+from changegate.services.context import Context
+
+USER_HEADER = "X-Changegate-User"
+API_PREFIX = "/api/v1"
+PERMISSION_ATTRIBUTE = "__changegate_permission__"
+
+_user_header = APIKeyHeader(
+    name=USER_HEADER,
+    scheme_name="DevelopmentUser",
+    description=(
+        "Development mode: the catalog person acting (e.g. `alice`). Only served on loopback "
+        "unless CHANGEGATE_ALLOW_DEV_AUTH_ON_PUBLIC_BIND=true."
+    ),
+    auto_error=False,
+)
+
+
+def application(request: Request) -> bootstrap.App:
+    """The wired App serving this request."""
+    app = request.app.state.changegate
+    assert isinstance(app, bootstrap.App)
+    return app
+
+
+def request_id(request: Request) -> str:
+    """The request id the RequestId middleware attached (or a fresh one outside it)."""
+    value = getattr(request.state, "request_id", None)
+    return value if isinstance(value, str) else middleware.request_id_from(None)
+
+
+def acting_context(app: bootstrap.App, person: str | None, request_id: str) -> Context:
+    """The service context for the named person; 401 when none is named, 403 when unknown."""
+    try:
+        return context_service.context_for(app.catalog(), person, request_id)
+    except Refused as exc:
+        if not person:
+            raise problems.Unauthenticated(str(exc)) from exc
+        raise
+
+
+def requires(permission: Permission) -> Callable[..., Context]:
+    """A dependency resolving the acting person and refusing unless they hold `permission`."""
+
+    def dependency(
+        request: Request,
+        person: Annotated[str | None, Security(_user_header)] = None,
+    ) -> Context:
+        ctx = acting_context(application(request), person, request_id(request))
+        ctx.actor.require(permission)
+        return ctx
+
+    dependency.__name__ = f"requires_{permission.value.replace(':', '_')}"
+    dependency.__doc__ = f"The acting person, who must hold {permission.value}."
+    setattr(dependency, PERMISSION_ATTRIBUTE, permission)
+    return dependency
+
+
+def _permissions_in(dependant: Dependant) -> Iterable[Permission]:
+    found = getattr(dependant.call, PERMISSION_ATTRIBUTE, None)
+    if isinstance(found, Permission):
+        yield found
+    for sub in dependant.dependencies:
+        yield from _permissions_in(sub)
+
+
+def route_permissions(route: APIRoute) -> list[Permission]:
+    """The permissions a route requires through its dependencies."""
+    return list(dict.fromkeys(_permissions_in(route.dependant)))
+
+
+class PermissionRoute(APIRoute):
+    """An APIRoute that publishes the permission its dependencies require as `x-permission`.
+
+    Set when the route is made, so the OpenAPI document says it however routers are included.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        found = route_permissions(self)
+        if found:
+            self.openapi_extra = {
+                **(self.openapi_extra or {}),
+                "x-permission": found[0].value if len(found) == 1 else [p.value for p in found],
+            }
+
+
+def api_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """Every APIRoute under `routes` with its full path, looking inside included routers."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path, route
+            continue
+        # Newer FastAPI keeps an included router whole (and resolves it lazily) instead of
+        # copying its routes into the app.
+        router = getattr(route, "original_router", None)
+        if router is not None:
+            context = getattr(route, "include_context", None)
+            yield from api_routes(router.routes, prefix + str(getattr(context, "prefix", "")))
+
+
+def undeclared_routes(app: FastAPI) -> list[str]:
+    """The /api/v1 routes that require no permission: each one is a bug."""
+    return [
+        f"{','.join(sorted(route.methods or ()))} {path}"
+        for path, route in api_routes(app.routes)
+        if path.startswith(API_PREFIX) and not route_permissions(route)
+    ]

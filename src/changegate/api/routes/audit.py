@@ -1,0 +1,97 @@
+"""/api/v1/audit: read, verify and export the hash-chained audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from changegate import bootstrap
+from changegate.api import auth, pages, schemas
+from changegate.api.auth import application, requires
+from changegate.domain.permissions import Permission
+from changegate.errors import InvalidInput, Problem
+from changegate.services import audit as audit_service
+from changegate.services.context import Context
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=auth.PermissionRoute)
+
+AppDep = Annotated[bootstrap.App, Depends(application)]
+Auditing = Annotated[Context, Depends(requires(Permission.AUDIT_READ))]
+
+EXPORT_MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+_ERRORS = schemas.problem_responses(401, 403, 422)
+
+
+def aware(value: datetime | None, field: str) -> datetime | None:
+    """An instant with its offset; a naive time is ambiguous, so it is refused."""
+    if value is not None and value.tzinfo is None:
+        raise InvalidInput(
+            [Problem("needs a timezone offset, e.g. 2026-12-01T00:00:00Z", field=field)]
+        )
+    return value
+
+
+@router.get(
+    "",
+    summary="A page of audit events",
+    response_model=None,
+    responses={200: {"model": schemas.AuditPage}, **_ERRORS},
+)
+def events(
+    request: Request,
+    ctx: Auditing,
+    app: AppDep,
+    after_seq: Annotated[int, Query(ge=0, le=2**62, description="events after this one")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONResponse:
+    """Events in sequence order, starting after `after_seq`."""
+    found = audit_service.events(app.engine, ctx, after_seq=after_seq, limit=limit)
+    return JSONResponse(pages.audit_page(request, [e.as_dict() for e in found], limit))
+
+
+@router.get(
+    "/verify",
+    summary="Verify the audit chain",
+    response_model=None,
+    responses={200: {"model": schemas.ChainReportOut}, **_ERRORS},
+)
+def verify(ctx: Auditing, app: AppDep) -> JSONResponse:
+    """Walk the whole chain and report the first event that breaks it, if any."""
+    return JSONResponse(audit_service.verify(app.engine, ctx).as_dict())
+
+
+@router.get(
+    "/export",
+    summary="Export audit events of a period",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "JSON lines or CSV, streamed",
+            "content": {media: {} for media in EXPORT_MEDIA_TYPES.values()},
+        },
+        **_ERRORS,
+    },
+)
+def export(
+    ctx: Auditing,
+    app: AppDep,
+    since: Annotated[datetime | None, Query(description="from this instant (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="to this instant (exclusive)")] = None,
+    fmt: Annotated[Literal["jsonl", "csv"], Query(alias="format")] = "jsonl",
+) -> StreamingResponse:
+    """The events of `[since, until)` as JSON lines or CSV; the export itself is audited."""
+    lines = audit_service.export(
+        app.engine,
+        ctx,
+        since=aware(since, "query.since"),
+        until=aware(until, "query.until"),
+        fmt=fmt,
+    )
+    return StreamingResponse(
+        lines,
+        media_type=EXPORT_MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="changegate-audit.{fmt}"'},
+    )

@@ -1,0 +1,81 @@
+"""API fixtures: the FastAPI app over the parametrized `app`, a client, and small helpers."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from starlette.exceptions import StarletteDeprecationWarning
+
+with warnings.catch_warnings():
+    # Starlette's TestClient wants httpx2 (a dev dependency); with only httpx it still works
+    # but warns once, at import. Only that warning, only here.
+    warnings.filterwarnings(
+        "ignore", "Using `httpx` with `starlette.testclient`", StarletteDeprecationWarning
+    )
+    from fastapi.testclient import TestClient
+
+from changegate import bootstrap
+from changegate.api.app import create_app
+from tests.factories import change_data
+
+PROBLEM = "application/problem+json"
+
+
+def as_(person: str) -> dict[str, str]:
+    """Headers acting as a sample-platform person."""
+    return {"X-Changegate-User": person}
+
+
+@pytest.fixture
+def api(app: bootstrap.App) -> FastAPI:
+    return create_app(app)
+
+
+@pytest.fixture
+def client(api: FastAPI) -> Iterator[TestClient]:
+    with TestClient(api) as test_client:
+        yield test_client
+
+
+def create(client: TestClient, person: str = "alice", **overrides: Any) -> dict[str, Any]:
+    """File a change through the API and return its JSON."""
+    response = client.post("/api/v1/changes", json=change_data(**overrides), headers=as_(person))
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def move(
+    client: TestClient, change: dict[str, Any], to: str, person: str, **extra: Any
+) -> dict[str, Any]:
+    """Transition a change, carrying the version it had; returns the moved change."""
+    response = client.post(
+        f"/api/v1/changes/{change['id']}/transitions",
+        json={"to": to, "version": change["version"], **extra},
+        headers=as_(person),
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    """The response is a problem+json document of that status and type; returns it."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"https://changegate.dev/problems/{slug}"
+    assert body["status"] == status
+    assert body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["instance"] == response.request.url.path
+    return body
+
+
+def fields(problem: dict[str, Any]) -> set[str]:
+    """The field names a 422 problem lists."""
+    return {error["field"] for error in problem["errors"]}
