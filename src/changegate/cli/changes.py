@@ -1,0 +1,656 @@
+"""`changegate change ...`: file, list, show, edit and move change requests."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from changegate.cli import output, runtime
+from changegate.domain import changes
+from changegate.domain.changes import Category, ChangeState, ChangeType, CloseCode
+from changegate.errors import InvalidInput, PayloadTooLarge, Problem, StaleWrite
+
+if TYPE_CHECKING:
+    from changegate.adapters.yamlsource import SourceDocument
+    from changegate.domain.audit import AuditEvent
+    from changegate.domain.changes import ChangeRequest
+    from changegate.settings import Settings
+
+app = typer.Typer(
+    help="Change requests: file, list, show, edit and move them.", no_args_is_help=True
+)
+
+STDIN = "-"
+HISTORY_LIMIT = 500
+
+ChangeId = Annotated[
+    str, typer.Argument(metavar="ID", help="The change, e.g. CHG-12 (or 12).", show_default=False)
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+IfVersion = Annotated[
+    int | None,
+    typer.Option(
+        "--if-version",
+        metavar="N",
+        min=1,
+        help="Refuse (exit 3) unless the change is still at version N.",
+    ),
+]
+Reason = Annotated[str | None, typer.Option("--reason", help="Why; kept in the audit trail.")]
+
+
+# ---------------------------------------------------------------------------------------------
+# reading change files
+
+
+def read_documents(name: str, settings: Settings) -> list[SourceDocument]:
+    """Parse a YAML/JSON file (or stdin for `-`), refusing it over CHANGEGATE_MAX_FILE_BYTES."""
+    from changegate.adapters import yamlsource
+
+    limit = settings.max_file_bytes
+    if name == STDIN:
+        raw = sys.stdin.buffer.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(
+                [Problem(f"input is over the limit of {limit} bytes", file="<stdin>")]
+            )
+        return yamlsource.load_bytes(raw, display="<stdin>")
+    return yamlsource.load_file(Path(name), display=name, max_bytes=limit)
+
+
+def _display(name: str) -> str:
+    return "<stdin>" if name == STDIN else name
+
+
+# ---------------------------------------------------------------------------------------------
+# human output
+
+
+def _when(value: datetime | None) -> str:
+    """An instant in UTC to the minute, for tables."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if value else "-"
+
+
+def _state_line(change: ChangeRequest) -> str:
+    nxt = ", ".join(s.value for s in changes.allowed_next(change)) or "none (final)"
+    held = f", held from {change.held_from.value}" if change.held_from else ""
+    return f"{change.id} is {change.state.value}{held} (version {change.version}); next: {nxt}"
+
+
+def _print_result(change: ChangeRequest, as_json: bool, headline: str | None = None) -> None:
+    if as_json:
+        output.emit_json(change.as_dict())
+        return
+    if headline:
+        output.out(headline)
+    output.out(_state_line(change))
+
+
+def _targets_text(change: ChangeRequest) -> str:
+    targets = change.spec.targets
+    parts = []
+    for label, ids in (
+        ("tenants", targets.tenants),
+        ("services", targets.services),
+        ("clusters", targets.clusters),
+    ):
+        if ids:
+            parts.append(f"{label}: {', '.join(ids)}")
+    for selector in targets.selectors:
+        shown = ", ".join(f"{k}={v}" for k, v in selector.model_dump(exclude_none=True).items())
+        parts.append(f"selector: {shown}")
+    return "\n".join(parts) or "-"
+
+
+def _artifacts_text(change: ChangeRequest) -> str:
+    artifacts = change.spec.artifacts
+    lines = [f"image {i.ref}" + (f" @{i.digest}" if i.digest else "") for i in artifacts.images]
+    lines += [f"git {g.repo} {g.from_commit or '?'}..{g.to_commit}" for g in artifacts.git]
+    for label, paths in (
+        ("manifest", artifacts.manifests),
+        ("plan", artifacts.terraform_plans),
+        ("report", artifacts.reports),
+    ):
+        lines += [f"{label} {p}" for p in paths]
+    return "\n".join(lines) or "-"
+
+
+def _summary(event: AuditEvent) -> str:
+    """One line saying what an event did to a change."""
+    before = event.before if isinstance(event.before, dict) else {}
+    after = event.after if isinstance(event.after, dict) else {}
+    if event.action == "change.created":
+        return f"filed as {after.get('state', '?')}, version {after.get('version', '?')}"
+    if event.action == "change.commented":
+        body = str(after.get("body", ""))
+        return body if len(body) <= 120 else body[:119] + "…"
+    if "state" in after:
+        text = f"{before.get('state', '?')} -> {after['state']}"
+        for key in ("close_code", "reason"):
+            if after.get(key):
+                text += f"; {key.replace('_', ' ')}: {after[key]}"
+        return text
+    if event.action == "change.edited":
+        fields = sorted(k for k in after if k not in ("version", "content_hash"))
+        return "changed " + (", ".join(fields) or "nothing")
+    return ", ".join(sorted(after))
+
+
+def _show_human(
+    change: ChangeRequest, comments: list[dict[str, Any]], history: list[AuditEvent]
+) -> None:
+    spec = change.spec
+    console = output.console()
+    console.print(Text(f"{change.id}  {spec.title}", style="bold"))
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
+    rollback = spec.rollback_plan
+    rows: list[tuple[str, str]] = [
+        (
+            "state",
+            f"{change.state.value}"
+            + (f" (held from {change.held_from.value})" if change.held_from else ""),
+        ),
+        ("version", str(change.version)),
+        (
+            "allowed next",
+            ", ".join(s.value for s in changes.allowed_next(change)) or "none (final state)",
+        ),
+        ("type", spec.type.value),
+        ("category", spec.category.value),
+        ("environment", spec.environment),
+        ("requester", change.requester),
+        ("implementer", spec.implementer or "-"),
+        ("targets", _targets_text(change)),
+        ("artifacts", _artifacts_text(change)),
+        (
+            "planned",
+            f"{_when(spec.planned_start)} .. {_when(spec.planned_end)}"
+            if spec.planned_start or spec.planned_end
+            else "-",
+        ),
+        ("justification", spec.justification or "-"),
+        ("implementation", spec.implementation_plan or "-"),
+        ("test plan", spec.test_plan or "-"),
+        ("test evidence", "\n".join(spec.test_evidence) or "-"),
+        (
+            "rollback",
+            (rollback.steps or "-")
+            + f"\n(tested: {'yes' if rollback.tested else 'no'}"
+            + (", irreversible" if rollback.irreversible else "")
+            + ")",
+        ),
+        ("incidents", ", ".join(spec.incidents) or "-"),
+    ]
+    if change.close_code:
+        rows.append(("close code", change.close_code.value))
+        rows.append(("close notes", change.close_notes or "-"))
+    rows += [
+        ("content hash", change.content_hash),
+        ("catalog", change.catalog_digest or "-"),
+        ("created", _when(change.created_at)),
+        ("updated", _when(change.updated_at)),
+    ]
+    for key, value in rows:
+        fields.add_row(key, Text(value))
+    console.print(fields)
+    console.print()
+    console.print(Text(f"Comments ({len(comments)})", style="bold"))
+    for item in comments:
+        console.print(Text(f"  {_when(item['created_at'])}  {item['author']}: {item['body']}"))
+    console.print()
+    console.print(Text(f"History ({len(history)})", style="bold"))
+    output.print_table(
+        [
+            output.Column("#", justify="right"),
+            output.Column("WHEN", drop=2),
+            output.Column("WHO", drop=1, max_width=16, min_width=6),
+            output.Column("ACTION", min_width=10),
+            output.Column("DETAIL", drop=3, min_width=16, wrap=True),
+        ],
+        [[str(e.seq), _when(e.occurred_at), e.actor, e.action, _summary(e)] for e in history],
+    )
+
+
+LIST_COLUMNS = (
+    output.Column("ID"),
+    output.Column("STATE"),
+    output.Column("TYPE", drop=4),
+    output.Column("ENV", drop=5, max_width=12, min_width=4),
+    output.Column("TITLE", drop=1, min_width=20),
+    output.Column("REQUESTER", drop=2, max_width=16, min_width=6),
+    output.Column("UPDATED", drop=3),
+)
+
+
+def _list_table(items: list[ChangeRequest], total: int, offset: int) -> None:
+    rows = [
+        [
+            change.id,
+            change.state.value,
+            change.spec.type.value,
+            change.spec.environment,
+            change.spec.title,
+            change.requester,
+            change.updated_at.strftime("%Y-%m-%d") if change.updated_at else "-",
+        ]
+        for change in items
+    ]
+    if items:
+        output.print_table(LIST_COLUMNS, rows)
+        output.note(f"{offset + 1}-{offset + len(items)} of {total}")
+    else:
+        output.note(f"no changes match (total {total})")
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    file: Annotated[
+        str,
+        typer.Option(
+            "-f", "--file", metavar="FILE", help="A ChangeRequest YAML/JSON file; - reads stdin."
+        ),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """File a change request (a draft) from a change file; you are the requester."""
+    from changegate.services import changes as change_service
+
+    state = runtime.json_mode(ctx, as_json)
+    documents = read_documents(file, state.require_settings())
+    spec = change_service.spec_from_documents(documents, _display(file))
+    app_ = state.app()
+    service_ctx = state.context()
+    change = change_service.create(
+        app_.engine, app_.catalog(), service_ctx, spec, source=_display(file)
+    )
+    _print_result(change, as_json, f"created {change.id}: {change.spec.title}")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    *,
+    states: Annotated[
+        list[ChangeState] | None,
+        typer.Option("--state", help="Only these states (repeatable).", case_sensitive=False),
+    ] = None,
+    change_type: Annotated[
+        ChangeType | None, typer.Option("--type", case_sensitive=False, help="Change type.")
+    ] = None,
+    category: Annotated[
+        Category | None, typer.Option("--category", case_sensitive=False, help="Category.")
+    ] = None,
+    environment: Annotated[
+        str | None, typer.Option("--environment", help="Environment id.")
+    ] = None,
+    requester: Annotated[str | None, typer.Option("--requester", help="Requester id.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Targets this tenant.")] = None,
+    service: Annotated[str | None, typer.Option("--service", help="Targets this service.")] = None,
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Targets this cluster.")] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", metavar="TEXT", help="Title contains TEXT.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Page size.")] = 50,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """List change requests, newest first, with filters."""
+    from changegate.services import changes as change_service
+
+    state = runtime.json_mode(ctx, as_json)
+    flt = change_service.ChangeFilter(
+        states=tuple(s.value for s in states or ()),
+        type=change_type.value if change_type else None,
+        category=category.value if category else None,
+        environment=environment,
+        requester=requester,
+        tenant=tenant,
+        service=service,
+        cluster=cluster,
+        text=search,
+        limit=limit,
+        offset=offset,
+    )
+    service_ctx = state.context()
+    items, total = change_service.list_changes(state.app().engine, service_ctx, flt)
+    if as_json:
+        output.emit_json(
+            {
+                "items": [c.as_dict() for c in items],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+        return
+    _list_table(items, total, offset)
+
+
+@app.command("show")
+def show(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False) -> None:
+    """A change's fields, allowed next states, comments and audit history."""
+    from changegate.services import audit as audit_service
+    from changegate.services import changes as change_service
+
+    state = runtime.json_mode(ctx, as_json)
+    service_ctx = state.context()
+    engine = state.app().engine
+    change = change_service.get(engine, service_ctx, change_id)
+    comments = change_service.comments(engine, service_ctx, change.id)
+    history = audit_service.events(engine, service_ctx, object_id=change.id, limit=HISTORY_LIMIT)
+    if as_json:
+        output.emit_json(
+            {
+                **change.as_dict(),
+                "allowed_next": [s.value for s in changes.allowed_next(change)],
+                "comments": comments,
+                "history": [event.as_dict() for event in history],
+            }
+        )
+        return
+    _show_human(change, comments, history)
+
+
+def _set_value(text: str) -> tuple[list[str], Any]:
+    """`a.b=text` sets a string; `a.b:=JSON` sets any JSON value (number, bool, list, null)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip(":"):
+        raise InvalidInput(
+            [Problem(f"--set takes field=value or field:=json, not {text!r}", field="--set")]
+        )
+    parsed: Any = value
+    if name.endswith(":"):
+        name = name[:-1]
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput([Problem(f"not JSON after := ({exc.msg})", field=name)]) from None
+    path = [part.strip() for part in name.split(".")]
+    if any(not part for part in path):
+        raise InvalidInput([Problem(f"not a field path: {name!r}", field="--set")])
+    return path, parsed
+
+
+def _apply_set(patch: dict[str, Any], current: dict[str, Any], path: list[str], value: Any) -> None:
+    top = path[0]
+    if len(path) == 1:
+        patch[top] = value
+        return
+    if top not in current:
+        raise InvalidInput([Problem(f"unknown field (allowed: {', '.join(current)})", field=top)])
+    if top not in patch:
+        patch[top] = copy.deepcopy(current.get(top))
+    node = patch[top]
+    for index, part in enumerate(path[1:-1], start=1):
+        if not isinstance(node, dict):
+            raise InvalidInput(
+                [
+                    Problem(
+                        "not a mapping; cannot set a field inside it", field=".".join(path[:index])
+                    )
+                ]
+            )
+        node = node.setdefault(part, {})
+    if not isinstance(node, dict):
+        raise InvalidInput(
+            [Problem("not a mapping; cannot set a field inside it", field=".".join(path[:-1]))]
+        )
+    node[path[-1]] = value
+
+
+def _changed_only(patch: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The fields of patch whose value differs from now, compared after validation.
+
+    Comparing validated values means `targets: {services: [x]}` equals the stored
+    `{tenants: [], services: [x], ...}`. An invalid patch is returned whole: the service
+    then reports its problems.
+    """
+    try:
+        merged = changes.validate_spec({**now, **patch}, source=None).model_dump(mode="json")
+    except InvalidInput:
+        return patch
+    return {k: v for k, v in patch.items() if k not in now or merged.get(k) != now[k]}
+
+
+def _patch_from_file(name: str, settings: Settings) -> dict[str, Any]:
+    documents = [d for d in read_documents(name, settings) if d.data is not None]
+    if len(documents) != 1 or not isinstance(documents[0].data, dict):
+        raise InvalidInput(
+            [
+                Problem(
+                    "a patch file holds one mapping of fields to change "
+                    "(or one ChangeRequest document)",
+                    file=_display(name),
+                    line=documents[0].line if documents else None,
+                )
+            ]
+        )
+    data: dict[str, Any] = documents[0].data
+    if data.get("kind") == changes.KIND and isinstance(data.get("spec"), dict):
+        spec: dict[str, Any] = data["spec"]
+        return dict(spec)
+    return dict(data)
+
+
+@app.command("edit")
+def edit(
+    ctx: typer.Context,
+    change_id: ChangeId,
+    *,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "-f",
+            "--file",
+            metavar="PATCHFILE",
+            help="YAML/JSON mapping of fields to set (or a whole ChangeRequest "
+            "file); - reads stdin.",
+        ),
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="Set one field: title=text, rollback_plan.steps=text, "
+            "rollback_plan.tested:=true, targets.tenants:='[\"acme\"]'. "
+            "Repeatable; applied after -f.",
+        ),
+    ] = None,
+    if_version: IfVersion = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change some fields; material ones only while the change is a draft.
+
+    Fields whose new value equals the current one are left out of the update, so applying a
+    whole change file again only touches what differs.
+    """
+    from changegate.services import changes as change_service
+
+    state = runtime.json_mode(ctx, as_json)
+    if file is None and not sets:
+        raise InvalidInput(
+            [Problem("nothing to edit: give -f PATCHFILE and/or --set field=value", field="edit")]
+        )
+    settings = state.require_settings()
+    patch = _patch_from_file(file, settings) if file is not None else {}
+    service_ctx = state.context()
+    app_ = state.app()
+    current = change_service.get(app_.engine, service_ctx, change_id)
+    if if_version is not None and if_version != current.version:
+        raise StaleWrite(current.id, if_version, current.version)
+    now = current.spec.model_dump(mode="json")
+    for item in sets or ():
+        path, value = _set_value(item)
+        _apply_set(patch, now, path, value)
+    patch = _changed_only(patch, now)
+    if not patch:
+        output.note(f"nothing to change: {current.id} already has these values")
+        _print_result(current, as_json)
+        return
+    edited = change_service.edit(
+        app_.engine,
+        app_.catalog(),
+        service_ctx,
+        current.id,
+        patch,
+        expected_version=current.version,
+    )
+    _print_result(edited, as_json, f"edited {edited.id}: {', '.join(sorted(patch))}")
+
+
+@app.command("submit")
+def submit(
+    ctx: typer.Context, change_id: ChangeId, if_version: IfVersion = None, as_json: JsonFlag = False
+) -> None:
+    """Send a draft on: normal to assess, emergency to authorize, standard to scheduled."""
+    from changegate.services import changes as change_service
+
+    state = runtime.json_mode(ctx, as_json)
+    service_ctx = state.context()
+    kwargs: dict[str, Any] = {}
+    if if_version is not None:
+        kwargs["expected_version"] = if_version
+    moved = change_service.submit(state.app().engine, service_ctx, change_id, **kwargs)
+    _print_result(moved, as_json)
+
+
+def _move(
+    ctx: typer.Context,
+    change_id: str,
+    to: ChangeState,
+    *,
+    as_json: bool,
+    if_version: int | None = None,
+    close_code: CloseCode | None = None,
+    notes: str | None = None,
+    reason: str | None = None,
+) -> None:
+    from changegate.services import changes as change_service
+
+    state = runtime.json_mode(ctx, as_json)
+    service_ctx = state.context()
+    moved = change_service.transition(
+        state.app().engine,
+        service_ctx,
+        change_id,
+        to,
+        expected_version=if_version,
+        close_code=close_code,
+        close_notes=notes,
+        reason=reason,
+    )
+    _print_result(moved, as_json)
+
+
+@app.command("transition")
+def transition(
+    ctx: typer.Context,
+    change_id: ChangeId,
+    to: Annotated[
+        ChangeState,
+        typer.Argument(metavar="STATE", case_sensitive=False, help="The state to move to."),
+    ],
+    *,
+    close_code: Annotated[
+        CloseCode | None,
+        typer.Option("--close-code", case_sensitive=False, help="Needed to close."),
+    ] = None,
+    notes: Annotated[str | None, typer.Option("--notes", help="Close notes.")] = None,
+    reason: Reason = None,
+    if_version: IfVersion = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move a change to STATE; an illegal move is refused (exit 2) naming the allowed ones."""
+    _move(
+        ctx,
+        change_id,
+        to,
+        as_json=as_json,
+        if_version=if_version,
+        close_code=close_code,
+        notes=notes,
+        reason=reason,
+    )
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    change_id: ChangeId,
+    reason: Reason = None,
+    if_version: IfVersion = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Cancel a change (from any state before review)."""
+    _move(
+        ctx, change_id, ChangeState.CANCELED, as_json=as_json, if_version=if_version, reason=reason
+    )
+
+
+@app.command("hold")
+def hold(
+    ctx: typer.Context,
+    change_id: ChangeId,
+    reason: Reason = None,
+    if_version: IfVersion = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Put a change on hold; `resume` returns it to where it was."""
+    _move(
+        ctx, change_id, ChangeState.ON_HOLD, as_json=as_json, if_version=if_version, reason=reason
+    )
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context, change_id: ChangeId, if_version: IfVersion = None, as_json: JsonFlag = False
+) -> None:
+    """Take a change off hold, back to the state it was held from."""
+    from changegate.services import changes as change_service
+
+    state = runtime.json_mode(ctx, as_json)
+    service_ctx = state.context()
+    kwargs: dict[str, Any] = {}
+    if if_version is not None:
+        kwargs["expected_version"] = if_version
+    moved = change_service.resume(state.app().engine, service_ctx, change_id, **kwargs)
+    _print_result(moved, as_json)
+
+
+@app.command("comment")
+def comment(
+    ctx: typer.Context,
+    change_id: ChangeId,
+    message: Annotated[
+        str, typer.Option("-m", "--message", metavar="TEXT", help="The comment; - reads stdin.")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a comment to a change's discussion."""
+    from changegate.services import changes as change_service
+
+    state = runtime.json_mode(ctx, as_json)
+    if message == STDIN:
+        message = sys.stdin.read(100_000)
+    service_ctx = state.context()
+    stored = change_service.comment(state.app().engine, service_ctx, change_id, message)
+    if as_json:
+        output.emit_json(stored)
+        return
+    output.out(f"comment #{stored['id']} added to {stored['change_id']}")
