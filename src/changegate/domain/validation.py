@@ -55,9 +55,10 @@ def problems_from(
     problems = []
     for error in exc.errors(include_url=False):
         loc = prefix + tuple(p for p in error["loc"] if isinstance(p, str | int))
-        # pydantic puts union/tag names into loc; keep only real path members when locating
+        # A locator resolves as much of the path as exists, so union member names that
+        # pydantic may add to loc only make the line point at the nearest real ancestor.
         line = locate(loc) if locate else None
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field"
         elif error["type"] == "missing":
