@@ -430,6 +430,20 @@ def test_git_commit_and_dirty_state_are_recorded(tmp_path: Path) -> None:
     assert catalog_files.load_catalog(root).dirty is True
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_untracked_catalog_inside_a_work_tree_has_no_commit(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "ci@example.com")
+    git(repo, "config", "user.name", "CI")
+    (repo / ".gitignore").write_text("platform/\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "ignore the local platform")
+    root = b.write(repo / "platform", b.platform())
+    assert catalog_files.git_state(root) == (None, False)
+
+
 def test_git_absent_means_no_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = b.write(tmp_path, b.platform())
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))

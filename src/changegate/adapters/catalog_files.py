@@ -69,6 +69,17 @@ def git_state(directory: Path) -> tuple[str | None, bool]:
         )
         if head.returncode != 0:
             return None, False
+        # A folder inside a work tree but not tracked by it (ignored, never added) is not
+        # described by HEAD: record no commit rather than a misleading one.
+        tracked = subprocess.run(  # noqa: S603
+            [git, "-C", str(directory), "ls-files", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if tracked.returncode != 0 or not tracked.stdout.strip():
+            return None, False
         status = subprocess.run(  # noqa: S603
             [git, "-C", str(directory), "status", "--porcelain", "--", "."],
             capture_output=True,
