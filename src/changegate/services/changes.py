@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -22,23 +22,7 @@ __all__ = ["ChangeFilter"]
 E = TypeVar("E", ChangeState, CloseCode)
 
 
-class SourceDocument(Protocol):
-    """A parsed YAML/JSON document that can say on which line a field sits."""
-
-    # Read-only members, so frozen dataclasses (adapters.yamlsource.SourceDocument) conform.
-    @property
-    def file(self) -> str: ...
-    @property
-    def index(self) -> int: ...
-    @property
-    def line(self) -> int: ...
-    @property
-    def data(self) -> Any: ...
-
-    def locate(self, path: tuple[str | int, ...]) -> int | None: ...
-
-
-def spec_from_documents(documents: Sequence[SourceDocument], source: str) -> ChangeSpec:
+def spec_from_documents(documents: Sequence[catalog_model.DocumentLike], source: str) -> ChangeSpec:
     """The ChangeSpec in a change file: one `kind: ChangeRequest` document with a spec."""
     docs = [d for d in documents if d.data is not None]
     if len(docs) != 1:
