@@ -10,6 +10,7 @@ import pytest
 from changegate import bootstrap
 from changegate.api import server
 from changegate.errors import Refused
+from changegate.store import db
 
 
 @pytest.fixture
@@ -78,6 +79,7 @@ def test_serves_on_loopback_and_logs_no_password(
     assert "s3cr3t-pw" not in logged + printed
 
 
-def test_safe_database_url() -> None:
-    assert "secret" not in server.safe_database_url("postgresql://u:secret@h/db")
-    assert server.safe_database_url("sqlite:///x.db") == "sqlite:///x.db"
+def test_display_url_hides_the_password() -> None:
+    assert "secret" not in db.display_url("postgresql://u:secret@h/db")
+    assert "secret" not in db.display_url("postgresql://u:secret@h:notaport/db")
+    assert db.display_url("sqlite:///x.db") == "sqlite:///x.db"

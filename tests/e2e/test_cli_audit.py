@@ -186,8 +186,17 @@ def test_checkpoint_catches_truncation(cli: Cli, tmp_path: Path) -> None:
     assert ok["ok"] is True
     assert ok["checkpoint"]["count"] == seen
 
-    # Cut the last events off: the shorter chain is consistent on its own...
+    # Cut the last events off: the head row still remembers them...
     sql(cli.database_url, f"DELETE FROM audit_events WHERE seq >= {seen - 1}")
+    head = cli("--as", "frank", "audit", "verify", "--json", expect=2).json()
+    assert head["first_bad_seq"] == seen - 1
+    assert "cut from the end" in head["problem"]
+    # ...and once the head row is rewound too, the shorter chain is consistent on its own...
+    sql(
+        cli.database_url,
+        f"UPDATE audit_head SET seq = {seen - 2}, "
+        f"hash = (SELECT hash FROM audit_events WHERE seq = {seen - 2})",
+    )
     assert cli("--as", "frank", "audit", "verify", "--json").json()["ok"] is True
     # ...but not against the checkpoint kept elsewhere.
     cut = cli(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +12,12 @@ import sqlalchemy as sa
 
 from changegate import bootstrap
 from changegate.adapters import signing
-from changegate.domain import audit
+from changegate.domain import audit, canonical
 from changegate.domain import catalog as catalog_model
 from changegate.errors import InvalidInput
 from changegate.services import audit as audit_service
 from changegate.services import changes as change_service
-from changegate.store.schema import audit_events
+from changegate.store.schema import audit_events, audit_head
 from tests.conftest import ctx_for
 from tests.factories import change_spec
 
@@ -72,7 +74,7 @@ def test_deleted_row_is_named(trail: bootstrap.App) -> None:
 
 
 def test_inserted_row_is_named(trail: bootstrap.App) -> None:
-    # Make room by shifting later rows up, then insert a forged event with a fresh hash.
+    """A forged event, sealed and linked to #4, pushed in as #5: the next event breaks."""
     with trail.engine.begin() as conn:
         rows = conn.execute(
             sa.select(audit_events)
@@ -83,15 +85,51 @@ def test_inserted_row_is_named(trail: bootstrap.App) -> None:
             conn.execute(
                 sa.update(audit_events).where(audit_events.c.seq == row.seq).values(seq=row.seq + 1)
             )
-        forged = conn.execute(sa.select(audit_events).where(audit_events.c.seq == 4)).one()
+        fourth = conn.execute(sa.select(audit_events).where(audit_events.c.seq == 4)).one()
+        forged = audit.seal(
+            audit.AuditEvent(
+                seq=5,
+                occurred_at=fourth.occurred_at,
+                actor="mallory",
+                actor_name="Mallory",
+                action="change.approved",
+                object_type="change",
+                object_id="CHG-1",
+                before=None,
+                after={"approved": True},
+                request_id=None,
+                prev_hash=fourth.hash,
+            )
+        )
         conn.execute(
             sa.insert(audit_events).values(
-                {**forged._mapping, "seq": 5, "action": "change.approved"}
+                seq=forged.seq,
+                occurred_at=forged.occurred_at,
+                actor=forged.actor,
+                actor_name=forged.actor_name,
+                action=forged.action,
+                object_type=forged.object_type,
+                object_id=forged.object_id,
+                before=forged.before,
+                after=forged.after,
+                request_id=forged.request_id,
+                prev_hash=forged.prev_hash,
+                hash=forged.hash,
             )
         )
     report = verify(trail)
     assert not report.ok
-    assert report.first_bad_seq == 5
+    # #5 is a consistent forgery; the old #5, now #6, carries its old seq in its hash.
+    assert report.first_bad_seq == 6
+    assert "altered" in (report.problem or "")
+
+
+def test_cut_tail_is_caught_by_the_head_row(trail: bootstrap.App) -> None:
+    execute(trail, sa.delete(audit_events).where(audit_events.c.seq >= 6))
+    report = verify(trail)
+    assert not report.ok
+    assert report.first_bad_seq == 6
+    assert "cut from the end" in (report.problem or "")
 
 
 def test_reordered_rows_are_named(trail: bootstrap.App) -> None:
@@ -110,8 +148,12 @@ def test_truncation_is_caught_by_a_signed_checkpoint(trail: bootstrap.App, tmp_p
     assert point["checkpoint"]["count"] == 7
     public = key.public_key()
     assert verify(trail, checkpoint=point, verify_key=public).ok
+    # Cut the tail and rewind the head row too: only the checkpoint can tell now.
     execute(trail, sa.delete(audit_events).where(audit_events.c.seq >= 6))
-    assert verify(trail).ok  # the chain alone cannot tell
+    with trail.engine.begin() as conn:
+        fifth = conn.execute(sa.select(audit_events.c.hash).where(audit_events.c.seq == 5)).one()
+        conn.execute(sa.update(audit_head).values(seq=5, hash=fifth.hash))
+    assert verify(trail).ok
     report = verify(trail, checkpoint=point, verify_key=public)
     assert not report.ok
     assert report.first_bad_seq == 6
@@ -135,3 +177,35 @@ def test_export_is_streamed_and_audited(trail: bootstrap.App) -> None:
     csv_lines = list(audit_service.export(trail.engine, frank, since=None, until=None, fmt="csv"))
     assert csv_lines[0].startswith("seq,occurred_at,actor")
     assert len(csv_lines) == 1 + 9
+
+
+def test_export_period_is_the_same_instant_whatever_the_offset(trail: bootstrap.App) -> None:
+    frank = ctx_for(trail.catalog(), "frank")
+    with trail.engine.connect() as conn:
+        third = conn.execute(
+            sa.select(audit_events.c.occurred_at).where(audit_events.c.seq == 3)
+        ).scalar_one()
+    cut = canonical.as_utc(third)
+    in_utc = list(audit_service.export(trail.engine, frank, since=None, until=cut, fmt="jsonl"))
+    shifted = cut.astimezone(timezone(timedelta(hours=5)))
+    in_plus5 = list(
+        audit_service.export(trail.engine, frank, since=None, until=shifted, fmt="jsonl")
+    )
+    assert [json.loads(x)["seq"] for x in in_utc] == [1, 2]
+    assert [json.loads(x)["seq"] for x in in_plus5] == [1, 2]
+
+
+def test_export_refuses_naive_or_reversed_periods(trail: bootstrap.App) -> None:
+    frank = ctx_for(trail.catalog(), "frank")
+    with pytest.raises(InvalidInput, match="offset"):
+        audit_service.export(
+            trail.engine, frank, since=datetime(2026, 1, 1), until=None, fmt="jsonl"
+        )
+    with pytest.raises(InvalidInput, match="after since"):
+        audit_service.export(
+            trail.engine,
+            frank,
+            since=datetime(2026, 2, 1, tzinfo=UTC),
+            until=datetime(2026, 1, 1, tzinfo=UTC),
+            fmt="csv",
+        )

@@ -98,6 +98,29 @@ def test_duplicate_keys_name_both_lines() -> None:
     assert (problem.line, problem.message) == (4, "duplicate key 'c' (first at line 3)")
 
 
+def test_many_duplicate_keys_are_refused_in_linear_time() -> None:
+    # 50,000 keys written twice: a quadratic lookup of the first occurrence would take
+    # minutes here. Problems stop at MAX_PROBLEMS, then one counts the rest.
+    keys = 50_000
+    raw = "".join(f"key{i}: {i}\n" for i in range(keys)).encode() * 2
+    problems = parse_problems(raw, display="dup.yaml")
+    assert len(problems) == yamlsource.MAX_PROBLEMS + 1
+    first = problems[0]
+    assert (first.file, first.line) == ("dup.yaml", keys + 1)
+    assert first.message == "duplicate key 'key0' (first at line 1)"
+    assert problems[1].message == "duplicate key 'key1' (first at line 2)"
+    more = problems[-1]
+    assert (more.file, more.line) == ("dup.yaml", None)
+    assert more.message == f"... and {keys - yamlsource.MAX_PROBLEMS} more problems"
+
+
+def test_problems_under_the_cap_are_all_kept() -> None:
+    raw = b"".join(b"k%d: 1\n" % i for i in range(yamlsource.MAX_PROBLEMS)) * 2
+    problems = parse_problems(raw)
+    assert len(problems) == yamlsource.MAX_PROBLEMS
+    assert not any("more problems" in p.message for p in problems)
+
+
 def test_invalid_utf8_names_line_and_column() -> None:
     [problem] = parse_problems("a: 1\nb: café \xff\n".encode("latin-1"))
     assert problem.line == 2
@@ -294,6 +317,42 @@ def test_problems_carry_real_file_lines(tmp_path: Path) -> None:
             "spec.contacts[0].email",
         ),
     ]
+
+
+def test_nul_characters_are_refused_with_file_line_and_field(tmp_path: Path) -> None:
+    files = b.platform()
+    b.find(files, "Tenant", "acme")["spec"]["display_name"] = "Acme\x00Corp"
+    root = b.write(tmp_path, files)
+    # A YAML "\0" escape, as PyYAML writes it.
+    assert '"Acme\\0Corp"' in (root / "tenants.yaml").read_text()
+    (root / "tiers.json").write_text(
+        '{"apiVersion": "changegate.io/v1", "kind": "Tier", "metadata": {"name": "steel"},\n'
+        ' "spec": {"display_name": "Steel\\u0000", "availability_target": 99,\n'
+        ' "rpo_minutes": 1, "rto_minutes": 1, "risk_weight": 1}}\n'
+    )
+    message = "NUL characters (\\0) are not allowed in text"
+    found = [(p.file, p.line, p.field, p.message) for p in load_problems(root)]
+    assert found == [
+        (
+            "tenants.yaml",
+            line_of(root / "tenants.yaml", "Acme\\0Corp"),
+            "spec.display_name",
+            message,
+        ),
+        ("tiers.json", 2, "spec.display_name", message),
+    ]
+
+
+def test_many_unknown_fields_are_located_in_linear_time(tmp_path: Path) -> None:
+    # Each of 50,000 unknown fields is located by key; a scan per lookup would be quadratic.
+    keys = 50_000
+    body = "".join(f"  k{i}: 1\n" for i in range(keys))
+    (tmp_path / "tier.yaml").write_text(
+        f"apiVersion: changegate.io/v1\nkind: Tier\nmetadata:\n  name: gold\nspec:\n{body}"
+    )
+    found = [(p.line, p.field) for p in load_problems(tmp_path) if p.message == "unknown field"]
+    assert len(found) == keys
+    assert found[0] == (6, "spec.k0") and found[-1] == (keys + 5, f"spec.k{keys - 1}")
 
 
 def test_problems_across_files_are_all_reported_in_order(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from changegate import bootstrap
 from changegate.domain import catalog as catalog_model
-from changegate.domain.changes import ChangeState
+from changegate.domain.changes import ChangeFilter, ChangeState
 from changegate.errors import (
     Conflict,
     InvalidInput,
@@ -22,7 +22,6 @@ from changegate.errors import (
 )
 from changegate.services import audit as audit_service
 from changegate.services import changes as change_service
-from changegate.store.changes import ChangeFilter
 from changegate.store.schema import audit_events
 from changegate.store.schema import changes as changes_table
 from tests.conftest import ctx_for
@@ -124,7 +123,8 @@ def test_emergency_and_standard_submit_targets(
     emergency = change_service.create(app.engine, catalog, erin, change_spec(type="emergency"))
     assert change_service.submit(app.engine, erin, emergency.id).state is S.AUTHORIZE
     standard = change_service.create(app.engine, catalog, erin, change_spec(type="standard"))
-    assert change_service.submit(app.engine, erin, standard.id).state is S.SCHEDULED
+    # No template check yet, so a standard change is assessed like a normal one.
+    assert change_service.submit(app.engine, erin, standard.id).state is S.ASSESS
 
 
 def test_material_edit_refused_after_submission_but_evidence_allowed(
@@ -139,6 +139,41 @@ def test_material_edit_refused_after_submission_but_evidence_allowed(
         app.engine, catalog, alice, change.id, {"test_evidence": ["https://ci.example.com/run/1"]}
     )
     assert noted.content_hash == submitted.content_hash
+
+
+def test_unchanged_edit_writes_nothing(app: bootstrap.App, catalog: catalog_model.Catalog) -> None:
+    alice = ctx_for(catalog, "alice")
+    change = change_service.create(app.engine, catalog, alice, change_spec())
+    change_service.submit(app.engine, alice, change.id)
+    before = audit_count(app)
+    same = change_service.edit(app.engine, catalog, alice, change.id, {"title": change.spec.title})
+    assert same.version == 2
+    assert audit_count(app) == before
+
+
+def test_permission_is_checked_before_the_state(
+    app: bootstrap.App, catalog: catalog_model.Catalog
+) -> None:
+    frank = ctx_for(catalog, "frank")
+    with pytest.raises(Refused, match="may not changes:transition"):
+        change_service.submit(app.engine, frank, "CHG-404")
+    with pytest.raises(Refused, match="may not changes:transition"):
+        change_service.resume(app.engine, frank, "CHG-404")
+
+
+def test_sqlite_readers_do_not_block_writers(sqlite_url: str, sample_dir: Any) -> None:
+    """A long read (an export, a verify) must not hold SQLite's write lock."""
+    from changegate.settings import Settings
+
+    app = bootstrap.create(Settings(database_url=sqlite_url, catalog_dir=sample_dir))
+    catalog = app.catalog()
+    alice = ctx_for(catalog, "alice")
+    with app.engine.connect() as reader:
+        reader.execute(sa.select(sa.func.count()).select_from(audit_events)).scalar_one()
+        assert reader.in_transaction()
+        created = change_service.create(app.engine, catalog, alice, change_spec())
+    assert created.id == "CHG-1"
+    app.engine.dispose()
 
 
 def test_catalog_references_are_checked(app: bootstrap.App, catalog: catalog_model.Catalog) -> None:
@@ -233,6 +268,13 @@ def test_catalog_reload_is_audited_once_per_digest(
             .all()
         )
     assert actors == ["system", "carol"]
+    with app.engine.connect() as conn:
+        ids = set(
+            conn.execute(
+                sa.select(audit_events.c.object_id).where(audit_events.c.action == "catalog.loaded")
+            ).scalars()
+        )
+    assert ids == {"catalog"}  # the folder path goes into `after`, whatever its length
     second.engine.dispose()
 
 

@@ -184,6 +184,18 @@ def test_missing_required_field() -> None:
     assert (found.field, found.message) == ("spec.timezone", "required field is missing")
 
 
+def test_nul_characters_are_refused_in_any_text() -> None:
+    # PostgreSQL text cannot hold NUL: refused in every kind, in values and in keys.
+    files = b.with_spec(b.platform(), "Tier", "gold", display_name="Go\x00ld")
+    b.find(files, "Tenant", "acme")["metadata"]["labels"] = {"ti\x00er": "gold"}
+    found = [(p.file, p.line, p.field, p.message) for p in problems(files)]
+    message = "NUL characters (\\0) are not allowed in text"
+    assert found == [
+        ("tenants.yaml", 1, "metadata.labels.ti\\0er", message + " (in a key)"),
+        ("tiers.yaml", 1, "spec.display_name", message),
+    ]
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

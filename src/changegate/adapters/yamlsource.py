@@ -4,7 +4,9 @@ Parsing is libyaml's composer (C) followed by our own constructor, which builds 
 lists and scalars directly from the node tree. Doing it ourselves is faster than PyYAML's
 constructor and lets us refuse what a catalog must never contain: custom or Python tags,
 non-string keys, duplicate keys, documents that expand past a node budget through aliases
-(billion laughs) and absurd nesting.
+(billion laughs) and absurd nesting. Every check is linear in the file's size, and at most
+MAX_PROBLEMS problems are kept per file (then one saying how many more there were), so a
+hostile file costs no more to refuse than a good one of its size costs to load.
 
 Each document's nodes are dropped as soon as its data is built: holding a whole catalog's
 node trees (a million nodes for 10,000 tenants) costs hundreds of megabytes and makes
@@ -30,6 +32,8 @@ from changegate.errors import InvalidInput, PayloadTooLarge, Problem
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_NODES = 2_000_000
 MAX_DEPTH = 200
+# Problems kept per file; past these, only a count ("... and N more problems").
+MAX_PROBLEMS = 100
 
 # libyaml when available; the pure-Python loader gives the same nodes, only slower.
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -68,7 +72,7 @@ class _TooLarge(Exception):
 class _Builder:
     """Turns one file's composed nodes into plain Python, collecting every problem."""
 
-    __slots__ = ("count", "display", "max_nodes", "memo", "problems")
+    __slots__ = ("count", "display", "dropped", "max_nodes", "memo", "problems")
 
     def __init__(self, display: str, max_nodes: int) -> None:
         self.display = display
@@ -78,9 +82,23 @@ class _Builder:
         # built once, so alias bombs are caught in linear time and memory.
         self.memo: dict[Node, Any] = {}
         self.problems: list[Problem] = []
+        self.dropped = 0
 
     def problem(self, node: Node, message: str) -> None:
-        self.problems.append(Problem(message, file=self.display, line=_line(node)))
+        self.add(Problem(message, file=self.display, line=_line(node)))
+
+    def add(self, problem: Problem) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+        else:
+            self.dropped += 1
+
+    def all_problems(self) -> list[Problem]:
+        """The problems kept, and one counting those that were not."""
+        if not self.dropped:
+            return self.problems
+        more = Problem(f"... and {self.dropped} more problems", file=self.display)
+        return [*self.problems, more]
 
     def build(self, node: Node, depth: int) -> Any:
         cls = node.__class__
@@ -143,6 +161,8 @@ class _Builder:
         if node.tag != _MAP:
             self.problem(node, f"unsupported tag {_short_tag(node.tag)}")
         result: dict[str, Any] = {}
+        # key -> its first key node, to name both lines of a duplicate in constant time.
+        key_nodes: dict[str, Node] = {}
         merges: list[Node] | None = None
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode or key_node.tag != _STR:
@@ -153,8 +173,8 @@ class _Builder:
                 self.key_problem(key_node)
                 continue
             key = key_node.value
-            if key in result:
-                first = next(k for k, _ in node.value if k.value == key)
+            first = key_nodes.setdefault(key, key_node)
+            if first is not key_node:
                 self.problem(key_node, f"duplicate key {key!r} (first at line {_line(first)})")
             self.count += 1
             result[key] = self.build(value_node, depth)
@@ -244,19 +264,59 @@ def _compose(text: bytes) -> Iterator[Node]:
     return yaml.compose_all(text, Loader=_Loader)
 
 
-class _ComposedFile:
-    """A file's bytes, composed again (once) only when a line has to be found."""
+# A mapping node's keys (first key node and value node of each) and its merge values.
+_KeyIndex = tuple[dict[str, tuple[Node, Node]], list[Node]]
 
-    __slots__ = ("_nodes", "text")
+
+class _ComposedFile:
+    """A file's bytes, composed again (once) only when a line has to be found.
+
+    Each mapping looked into is indexed by key once, so locating every one of a large
+    mapping's keys (a problem for each of 50,000 unknown fields) stays linear.
+    """
+
+    __slots__ = ("_keys", "_nodes", "text")
 
     def __init__(self, text: bytes) -> None:
         self.text = text
         self._nodes: list[Node] | None = None
+        self._keys: dict[Node, _KeyIndex] = {}
 
     def node(self, index: int) -> Node:
         if self._nodes is None:
             self._nodes = list(_compose(self.text))
         return self._nodes[index]
+
+    def child(self, node: Node, step: str | int) -> tuple[Node | None, Node] | None:
+        """The (key node, value node) under node for one path step, following merge keys."""
+        if node.__class__ is MappingNode and isinstance(step, str):
+            keys, merges = self._key_index(node)
+            found = keys.get(step)
+            if found is not None:
+                return found
+            for merged in merges:
+                sources = merged.value if merged.__class__ is SequenceNode else [merged]
+                for source in sources:
+                    child = self.child(source, step)
+                    if child is not None:
+                        return child
+            return None
+        if node.__class__ is SequenceNode and isinstance(step, int) and 0 <= step < len(node.value):
+            return None, node.value[step]
+        return None
+
+    def _key_index(self, node: Node) -> _KeyIndex:
+        index = self._keys.get(node)
+        if index is None:
+            keys: dict[str, tuple[Node, Node]] = {}
+            merges: list[Node] = []
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE:
+                    merges.append(value_node)
+                elif key_node.__class__ is ScalarNode:
+                    keys.setdefault(key_node.value, (key_node, value_node))
+            index = self._keys[node] = (keys, merges)
+        return index
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +343,7 @@ class SourceDocument:
         node = self.node
         line = _line(node)
         for step in path:
-            found = _child(node, step)
+            found = self.source.child(node, step)
             if found is None:
                 break
             key_node, node = found
@@ -291,27 +351,6 @@ class SourceDocument:
             if key_node is not None and node.__class__ is ScalarNode:
                 line = _line(node)
         return line
-
-
-def _child(node: Node, step: str | int) -> tuple[Node | None, Node] | None:
-    """The (key node, value node) under node for one path step, following merge keys."""
-    if node.__class__ is MappingNode and isinstance(step, str):
-        merges = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                merges.append(value_node)
-            elif key_node.__class__ is ScalarNode and key_node.value == step:
-                return key_node, value_node
-        for merged in merges:
-            sources = merged.value if merged.__class__ is SequenceNode else [merged]
-            for source in sources:
-                found = _child(source, step)
-                if found is not None:
-                    return found
-        return None
-    if node.__class__ is SequenceNode and isinstance(step, int) and 0 <= step < len(node.value):
-        return None, node.value[step]
-    return None
 
 
 def load_bytes(
@@ -332,16 +371,16 @@ def load_bytes(
             data = builder.build(node, 0)
             documents.append(SourceDocument(display, index, _line(node), data, source))
     except yaml.reader.ReaderError as exc:
-        builder.problems.append(_reader_problem(exc, text, display))
+        builder.add(_reader_problem(exc, text, display))
     except yaml.YAMLError as exc:
-        builder.problems.append(_yaml_problem(exc, display))
+        builder.add(_yaml_problem(exc, display))
     except _TooLarge:
         pass
     except RecursionError:
         # Only the pure-Python composer recurses per level; libyaml stops at 1000 levels.
-        builder.problems.append(Problem(f"nested deeper than {MAX_DEPTH} levels", file=display))
+        builder.add(Problem(f"nested deeper than {MAX_DEPTH} levels", file=display))
     if builder.problems:
-        raise InvalidInput(builder.problems)
+        raise InvalidInput(builder.all_problems())
     return documents
 
 

@@ -6,12 +6,12 @@ import ipaddress
 import logging
 import sys
 
-import sqlalchemy as sa
 import uvicorn
 
 from changegate import bootstrap
 from changegate.api.app import create_app
 from changegate.errors import Refused
+from changegate.store import db
 
 log = logging.getLogger("changegate.api")
 
@@ -32,14 +32,6 @@ def url_for(host: str, port: int) -> str:
     name = host.strip("[]")
     shown = f"[{name}]" if ":" in name else name
     return f"http://{shown}:{port}"
-
-
-def safe_database_url(url: str) -> str:
-    """The database URL with any password masked, fit for a log line."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "(unparsable database URL)"
 
 
 def check_bind(app: bootstrap.App, host: str) -> None:
@@ -67,7 +59,7 @@ def run(app: bootstrap.App, host: str, port: int) -> None:
     log.info(
         "serving %s (database %s, catalog %s)",
         url,
-        safe_database_url(app.settings.database_url),
+        db.display_url(app.settings.database_url),
         app.catalog_dir,
     )
     print(f"changegate API on {url} (OpenAPI at {url}/openapi.json)", file=sys.stderr)

@@ -156,7 +156,6 @@ def serve(
     application = state.app()
     loaded = application.catalog()
     output.note(f"catalog {directory} ({loaded.digest})")
-    output.note(f"database {runtime.safe_url(settings.database_url)}")
     # server.run prints the URL once it has checked the bind address; Ctrl-C stops it.
     server.run(application, bind_host, bind_port)
 
@@ -172,7 +171,7 @@ def db_upgrade(ctx: typer.Context) -> None:
         revision = db.upgrade(engine)
     finally:
         engine.dispose()
-    output.out(f"{runtime.safe_url(settings.database_url)} is at revision {revision} (head)")
+    output.out(f"{db.display_url(settings.database_url)} is at revision {revision} (head)")
 
 
 def _usage_error(exc: typer.TyperException, as_json: bool) -> int:

@@ -122,21 +122,11 @@ def remember_url_secret(url: str) -> None:
 
     try:
         password = sa.make_url(url).password
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return
     if password:
         output.add_secret(str(password))
         output.add_secret(urllib.parse.quote(str(password), safe=""))
-
-
-def safe_url(url: str) -> str:
-    """A database URL fit to print: the password hidden."""
-    import sqlalchemy as sa
-
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<not a database URL>"
 
 
 def state(ctx: typer.Context) -> CliState:

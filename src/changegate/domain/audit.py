@@ -8,7 +8,6 @@ checkpoint (head hash and count) kept elsewhere catches that.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -161,6 +160,23 @@ class Checkpoint:
         )
 
 
+def check_against_head(report: ChainReport, head_count: int) -> ChainReport:
+    """Compare an intact chain with the count the head row records.
+
+    A tail cut off with the head row left alone shows here without any checkpoint; someone
+    who also rewinds the head row is caught only by a checkpoint kept elsewhere.
+    """
+    if not report.ok or head_count <= report.count:
+        return report
+    return _bad(
+        report.count,
+        report.head_hash,
+        report.count + 1,
+        f"the chain ends at event #{report.count} but the audit head records {head_count} "
+        f"events: events #{report.count + 1}..#{head_count} were cut from the end",
+    )
+
+
 def check_against_checkpoint(
     report: ChainReport, checkpoint: Checkpoint, hash_at_count: str | None
 ) -> ChainReport:
@@ -201,7 +217,3 @@ def check_against_checkpoint(
             info,
         )
     return ChainReport(True, report.count, report.head_hash, checkpoint=info)
-
-
-def digest_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

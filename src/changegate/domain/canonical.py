@@ -21,6 +21,11 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not canonical JSON: {type(value).__name__}")
 
 
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken as UTC (SQLite returns stored UTC so)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def to_utc_text(value: datetime) -> str:
     """An instant as ISO 8601 in UTC with a Z and microseconds, the one textual form we hash."""
     if value.tzinfo is None:

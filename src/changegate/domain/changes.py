@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from changegate.domain import canonical, validation
 from changegate.errors import InvalidInput, InvalidTransition, Problem, Refused
@@ -86,17 +94,18 @@ TRANSITIONS: dict[ChangeState, tuple[ChangeState, ...]] = {
     S.ON_HOLD: (S.CANCELED,),  # plus the state it was held from
 }
 
-# Emergency changes skip Assess; standard (pre-approved) changes skip Assess and Authorize.
+# Emergency changes skip Assess. Standard (pre-approved) changes may skip Assess and Authorize
+# only when a pre-approved template covers them; templates arrive with the approvals issue, so
+# until then a standard change takes the normal path rather than an unchecked shortcut.
 SHORTCUTS: dict[ChangeType, dict[ChangeState, tuple[ChangeState, ...]]] = {
     ChangeType.EMERGENCY: {S.DRAFT: (S.AUTHORIZE,)},
-    ChangeType.STANDARD: {S.DRAFT: (S.SCHEDULED,)},
 }
 
 # Where `submit` takes a draft, by change type.
 SUBMIT_TARGET: dict[ChangeType, ChangeState] = {
     ChangeType.NORMAL: S.ASSESS,
     ChangeType.EMERGENCY: S.AUTHORIZE,
-    ChangeType.STANDARD: S.SCHEDULED,
+    ChangeType.STANDARD: S.ASSESS,  # S.SCHEDULED once a template check allows it
 }
 
 # A move back to Draft from these states is a rejection: pending approvals are canceled.
@@ -208,12 +217,21 @@ class ChangeSpec(_Strict):
     implementer: Id | None = None
     incidents: list[Id] = Field(default_factory=list, max_length=1000)
 
+    @field_validator("planned_start", "planned_end")
+    @classmethod
+    def _utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        # Stored and hashed in UTC: the same instant written with another offset must give
+        # the same content hash, or a harmless rewrite would invalidate approvals.
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(
+                f"{info.field_name} needs a timezone offset, e.g. 2026-12-01T22:00:00Z"
+            )
+        return value.astimezone(UTC)
+
     @model_validator(mode="after")
     def _times(self) -> ChangeSpec:
-        for name in ("planned_start", "planned_end"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} needs a timezone offset, e.g. 2026-12-01T22:00:00Z")
         if self.planned_start and self.planned_end and self.planned_end <= self.planned_start:
             raise ValueError("planned_end must be after planned_start")
         return self
@@ -237,6 +255,23 @@ MATERIAL_FIELDS: tuple[str, ...] = (
 )
 # Fields that may be edited in any non-final state: they record what happened.
 NON_MATERIAL_FIELDS: tuple[str, ...] = ("test_evidence", "incidents")
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFilter:
+    """Which changes to list: one filter spec shared by the API, the CLI and the web UI."""
+
+    states: tuple[str, ...] = ()
+    type: str | None = None
+    category: str | None = None
+    environment: str | None = None
+    requester: str | None = None
+    tenant: str | None = None
+    service: str | None = None
+    cluster: str | None = None
+    text: str | None = None
+    limit: int = 50
+    offset: int = 0
 
 
 def content_hash(spec: ChangeSpec) -> str:
@@ -348,6 +383,10 @@ def transition(
         )
     if close_code is not None and to is not S.CLOSED:
         raise InvalidInput([Problem("a close code is given only when closing", field="close_code")])
+    if close_notes is not None and to is not S.CLOSED:
+        raise InvalidInput(
+            [Problem("close notes are given only when closing; use a reason", field="close_notes")]
+        )
     held_from = change.state if to is S.ON_HOLD else None
     return change.evolve(
         state=to,
@@ -365,7 +404,12 @@ def is_rejection(before: ChangeState, after: ChangeState) -> bool:
 
 
 def edit(change: ChangeRequest, patch: dict[str, Any], now: datetime) -> ChangeRequest:
-    """Apply a partial update of the spec; material fields only while the change is a draft."""
+    """Apply a partial update of the spec; material fields only while the change is a draft.
+
+    Fields whose validated value does not change are not edits: re-sending a whole change
+    file after submission is fine as long as no material field really differs. When nothing
+    changes at all, the change itself is returned and nothing needs writing.
+    """
     if change.state in FINAL_STATES:
         raise Refused(f"{change.id} is {change.state.value}; a final change cannot be edited")
     unknown = sorted(set(patch) - set(ChangeSpec.model_fields))
@@ -376,18 +420,28 @@ def edit(change: ChangeRequest, patch: dict[str, Any], now: datetime) -> ChangeR
                 for f in unknown
             ]
         )
-    material = sorted(f for f in patch if f in MATERIAL_FIELDS)
+    merged = change.spec.model_dump(mode="json")
+    merged.update(patch)
+    spec = validate_spec(merged, source=None)
+    changed = changed_fields(change.spec, spec)
+    if not changed:
+        return change
+    material = [f for f in changed if f in MATERIAL_FIELDS]
     if material and change.state not in EDITABLE_MATERIAL_STATES:
         raise Refused(
             f"{change.id} is {change.state.value}; {', '.join(material)} can only be edited in "
             "draft (approvals bind to them). Reject it back to draft first"
         )
-    merged = change.spec.model_dump(mode="json")
-    merged.update(patch)
-    spec = validate_spec(merged, source=None)
     return change.evolve(
         spec=spec, content_hash=content_hash(spec), updated_at=now, version=change.version + 1
     )
+
+
+def changed_fields(before: ChangeSpec, after: ChangeSpec) -> list[str]:
+    """The spec fields whose values differ, in declaration order."""
+    return [
+        name for name in ChangeSpec.model_fields if getattr(before, name) != getattr(after, name)
+    ]
 
 
 def validate_spec(data: Any, source: str | None) -> ChangeSpec:

@@ -2,6 +2,11 @@
 
 Data from YAML or JSON is validated as JSON in strict mode: strings are accepted for
 datetimes, dates and enums (as JSON has no such types), nothing else is coerced.
+
+No string of validated data, key or value, may contain a NUL character: PostgreSQL text
+cannot hold one, so it would be accepted on SQLite and fail on PostgreSQL. The JSON text
+made for validation shows every NUL as `\\u0000`, so a single substring test per call
+refuses them; the data is walked only when that test hits.
 """
 
 from __future__ import annotations
@@ -31,6 +36,65 @@ def _default(value: Any) -> Any:
 
 def to_json(data: Any) -> str:
     return json.dumps(data, default=_default, ensure_ascii=False)
+
+
+NUL_MESSAGE = "NUL characters (\\0) are not allowed in text"
+_NUL = "\x00"
+# How json.dumps writes a NUL. Text holding a backslash then "u0000" contains it too (as
+# `\\u0000`), so a hit is confirmed by walking the data.
+_NUL_JSON = "\\u0000"
+
+
+# A path as a chain of (parent, step) links, built in constant time per step.
+_Link = tuple[Any, str | int] | None
+
+
+def find_nul(data: Any) -> tuple[tuple[str | int, ...], bool] | None:
+    """The path of the first string holding a NUL, in document order, and whether it is a key.
+
+    For a key the path ends with the key itself. Iterative and linear, whatever the nesting.
+    """
+    stack: list[tuple[_Link, Any, bool]] = [(None, data, False)]
+    while stack:
+        link, value, is_key = stack.pop()
+        if isinstance(value, str):
+            if _NUL in value:
+                return _path(link), is_key
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                stack.append(((link, key), item, False))
+                stack.append(((link, key), key, True))
+        elif isinstance(value, list | tuple):
+            for index in range(len(value) - 1, -1, -1):
+                stack.append(((link, index), value[index], False))
+    return None
+
+
+def _path(link: _Link) -> tuple[str | int, ...]:
+    steps: list[str | int] = []
+    while link is not None:
+        link, step = link
+        steps.append(step)
+    return tuple(reversed(steps))
+
+
+def nul_problem(
+    data: Any,
+    *,
+    source: str | None,
+    locate: Locator | None = None,
+    prefix: tuple[str | int, ...] = (),
+) -> Problem | None:
+    """A Problem naming the first string of data that holds a NUL, or None if none does."""
+    found = find_nul(data)
+    if found is None:
+        return None
+    path, is_key = found
+    loc = prefix + path
+    line = locate(loc) if locate else None
+    shown = tuple(p.replace(_NUL, "\\0") if isinstance(p, str) else p for p in loc)
+    message = NUL_MESSAGE + (" (in a key)" if is_key else "")
+    return Problem(message, file=source, line=line, field=field_path(shown) or None)
 
 
 def field_path(loc: tuple[str | int, ...]) -> str:
@@ -75,9 +139,17 @@ def validate_plain(
     locate: Locator | None = None,
     prefix: tuple[str | int, ...] = (),
 ) -> M:
-    """Validate data as strict JSON against model, raising InvalidInput with every problem."""
+    """Validate data as strict JSON against model, raising InvalidInput with every problem.
+
+    A NUL character anywhere in data is refused first, alone: such text cannot be stored.
+    """
+    text = to_json(data)
+    if _NUL_JSON in text:
+        nul = nul_problem(data, source=source, locate=locate, prefix=prefix)
+        if nul is not None:
+            raise InvalidInput([nul])
     try:
-        return model.model_validate_json(to_json(data), strict=True)
+        return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise InvalidInput(
             problems_from(exc, source=source, locate=locate, prefix=prefix)

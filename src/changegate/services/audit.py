@@ -18,6 +18,7 @@ from changegate.domain.permissions import Permission
 from changegate.errors import InvalidInput, Problem
 from changegate.services.context import Context
 from changegate.store import audit as audit_store
+from changegate.store import db
 
 EXPORT_FIELDS = (
     "seq",
@@ -69,9 +70,10 @@ def verify(
     """Walk the whole chain; with a signed checkpoint, also detect truncation behind it."""
     ctx.actor.require(Permission.AUDIT_READ)
     parsed = _checked_checkpoint(checkpoint, verify_key) if checkpoint is not None else None
-    # One read transaction: the chain and the hash at the checkpoint are seen at one instant.
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         report = audit.verify_chain(audit_store.iter_events(conn))
+        if report.ok:
+            report = audit.check_against_head(report, audit_store.head(conn)[0])
         if parsed is None:
             return report
         return audit.check_against_checkpoint(
@@ -120,7 +122,7 @@ def _checked_checkpoint(document: dict[str, Any], key: Ed25519PublicKey | None) 
 def checkpoint(engine: sa.Engine, ctx: Context, key: Ed25519PrivateKey) -> dict[str, Any]:
     """Sign the head of a verified chain, to be kept somewhere the database's admins can't reach."""
     ctx.actor.require(Permission.AUDIT_READ)
-    with engine.begin() as conn:
+    with db.transaction(engine) as conn:
         report = audit.verify_chain(audit_store.iter_events(conn))
         if not report.ok:
             raise InvalidInput(
@@ -156,7 +158,14 @@ def export(
     ctx.actor.require(Permission.AUDIT_READ)
     if fmt not in ("jsonl", "csv"):
         raise InvalidInput([Problem("format must be jsonl or csv", field="format")])
-    with engine.begin() as conn:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(
+                [Problem("needs a timezone offset, e.g. 2026-11-01T00:00:00Z", field=name)]
+            )
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput([Problem("until must be after since", field="until")])
+    with db.transaction(engine) as conn:
         record(
             conn,
             ctx,

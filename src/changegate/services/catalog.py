@@ -9,6 +9,7 @@ from changegate.domain.permissions import Permission
 from changegate.services import audit as audit_service
 from changegate.services.context import Context
 from changegate.store import audit as audit_store
+from changegate.store import db
 
 
 def record_load(
@@ -21,17 +22,18 @@ def record_load(
     """
     if explicit:
         ctx.actor.require(Permission.CATALOG_RELOAD)
-    with engine.begin() as conn:
+    with db.transaction(engine) as conn:
         previous = audit_store.last_catalog(conn)
         if previous == catalog.digest and not explicit:
             return False
         audit_store.record_catalog(conn, catalog.digest, catalog.commit, ctx.now())
+        # A fixed object id: the folder path (in `after`) may be longer than an id column.
         audit_service.record(
             conn,
             ctx,
             "catalog.loaded",
             "catalog",
-            catalog.root,
+            "catalog",
             {"digest": previous} if previous else None,
             catalog.as_dict(),
         )

@@ -9,13 +9,19 @@ import sqlalchemy as sa
 
 from changegate.domain import catalog as catalog_model
 from changegate.domain import changes, validation
-from changegate.domain.changes import ChangeRequest, ChangeSpec, ChangeState, CloseCode
+from changegate.domain.changes import (
+    ChangeFilter,
+    ChangeRequest,
+    ChangeSpec,
+    ChangeState,
+    CloseCode,
+)
 from changegate.domain.permissions import Permission
 from changegate.errors import InvalidInput, InvalidTransition, Problem, Refused, StaleWrite
+from changegate.services import audit as audit_service
 from changegate.services.context import Context
-from changegate.store import audit as audit_store
 from changegate.store import changes as change_store
-from changegate.store.changes import ChangeFilter
+from changegate.store import db
 
 __all__ = ["ChangeFilter"]
 
@@ -158,18 +164,7 @@ def _checked(catalog: catalog_model.Catalog, spec: ChangeSpec, source: str | Non
 def _audit(
     conn: sa.Connection, ctx: Context, action: str, change_id: str, before: Any, after: Any
 ) -> None:
-    audit_store.append(
-        conn,
-        occurred_at=ctx.now(),
-        actor=ctx.actor.id,
-        actor_name=ctx.actor.name,
-        action=action,
-        object_type="change",
-        object_id=change_id,
-        before=before,
-        after=after,
-        request_id=ctx.request_id,
-    )
+    audit_service.record(conn, ctx, action, "change", change_id, before, after)
 
 
 def create(
@@ -185,17 +180,10 @@ def create(
     _checked(catalog, spec, source)
     now = ctx.now()
     draft = changes.new_change(0, spec, ctx.actor.id, now).evolve(catalog_digest=catalog.digest)
-    with engine.begin() as conn:
+    with db.transaction(engine) as conn:
         stored = change_store.insert(conn, draft)
         _audit(conn, ctx, "change.created", stored.id, None, stored.as_dict())
     return stored
-
-
-def create_from_data(
-    engine: sa.Engine, catalog: catalog_model.Catalog, ctx: Context, data: Any
-) -> ChangeRequest:
-    """File a change from JSON-shaped data (an API body)."""
-    return create(engine, catalog, ctx, changes.validate_spec(data, source=None))
 
 
 def get(engine: sa.Engine, ctx: Context, change_id: str) -> ChangeRequest:
@@ -231,14 +219,16 @@ def edit(
     """Change some fields of a change; material fields only while it is a draft."""
     ctx.actor.require(Permission.CHANGES_EDIT)
     number = changes.parse_id(change_id)
-    with engine.begin() as conn:
+    with db.transaction(engine) as conn:
         current = change_store.get(conn, number)
         version = _check_version(current, expected_version)
         edited = changes.edit(current, patch, ctx.now())
+        if edited is current:
+            return current  # nothing differs: no write, no event
         _checked(catalog, edited.spec, None)
         change_store.update(conn, edited, version)
         old, new = current.as_dict(), edited.as_dict()
-        fields = sorted(k for k in patch if old.get(k) != new.get(k))
+        fields = changes.changed_fields(current.spec, edited.spec)
         _audit(
             conn,
             ctx,
@@ -268,7 +258,7 @@ def transition(
     target = _enum(ChangeState, to, "to")
     code = _enum(CloseCode, close_code, "close_code") if close_code is not None else None
     number = changes.parse_id(change_id)
-    with engine.begin() as conn:
+    with db.transaction(engine) as conn:
         current = change_store.get(conn, number)
         version = _check_version(current, expected_version)
         moved = changes.transition(
@@ -300,7 +290,8 @@ def _enum(kind: type[E], value: Any, field: str) -> E:
 
 
 def submit(engine: sa.Engine, ctx: Context, change_id: str, **kwargs: Any) -> ChangeRequest:
-    """Send a draft on its way: normal to Assess, emergency to Authorize, standard to Scheduled."""
+    """Send a draft on its way: normal and standard to Assess, emergency to Authorize."""
+    ctx.actor.require(Permission.CHANGES_TRANSITION)
     with engine.connect() as conn:
         current = change_store.get(conn, changes.parse_id(change_id))
     target = changes.SUBMIT_TARGET[current.spec.type]
@@ -317,6 +308,7 @@ def submit(engine: sa.Engine, ctx: Context, change_id: str, **kwargs: Any) -> Ch
 
 def resume(engine: sa.Engine, ctx: Context, change_id: str, **kwargs: Any) -> ChangeRequest:
     """Take a change off hold, back to the state it was held from."""
+    ctx.actor.require(Permission.CHANGES_TRANSITION)
     with engine.connect() as conn:
         current = change_store.get(conn, changes.parse_id(change_id))
     if current.state is not ChangeState.ON_HOLD or current.held_from is None:
@@ -332,7 +324,7 @@ def comment(engine: sa.Engine, ctx: Context, change_id: str, body: str) -> dict[
     if not text or len(text) > 20_000:
         raise InvalidInput([Problem("a comment needs 1 to 20,000 characters", field="body")])
     number = changes.parse_id(change_id)
-    with engine.begin() as conn:
+    with db.transaction(engine) as conn:
         change_store.get(conn, number)
         stored = change_store.add_comment(conn, number, ctx.actor.id, text, ctx.now())
         _audit(

@@ -8,12 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from changegate.domain import audit
+from changegate.domain import audit, canonical
 from changegate.store.schema import audit_events, audit_head, catalog_state
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def append(
@@ -77,7 +73,7 @@ def append(
 def _from_row(row: sa.Row[Any]) -> audit.AuditEvent:
     return audit.AuditEvent(
         seq=int(row.seq),
-        occurred_at=_utc(row.occurred_at),
+        occurred_at=canonical.as_utc(row.occurred_at),
         actor=row.actor,
         actor_name=row.actor_name,
         action=row.action,
@@ -106,10 +102,11 @@ def iter_events(
     yielded = 0
     while True:
         query = sa.select(audit_events).where(audit_events.c.seq > last)
+        # Stored instants are UTC; SQLite compares the digits, so bounds must be UTC too.
         if since is not None:
-            query = query.where(audit_events.c.occurred_at >= since)
+            query = query.where(audit_events.c.occurred_at >= canonical.as_utc(since))
         if until is not None:
-            query = query.where(audit_events.c.occurred_at < until)
+            query = query.where(audit_events.c.occurred_at < canonical.as_utc(until))
         if object_id is not None:
             query = query.where(audit_events.c.object_id == object_id)
         size = batch if limit is None else min(batch, limit - yielded)
@@ -137,15 +134,17 @@ def head(conn: sa.Connection) -> tuple[int, str]:
 
 
 def last_catalog(conn: sa.Connection) -> str | None:
-    return conn.execute(
+    """The catalog digest last recorded, or None before the first load."""
+    digest = conn.execute(
         sa.select(catalog_state.c.digest).where(catalog_state.c.id == 1)
     ).scalar_one_or_none()
+    return digest or None
 
 
 def record_catalog(conn: sa.Connection, digest: str, commit: str | None, now: datetime) -> None:
-    values = {"digest": digest, "git_commit": commit, "loaded_at": now}
-    updated = conn.execute(
-        sa.update(catalog_state).where(catalog_state.c.id == 1).values(values)
-    ).rowcount
-    if not updated:
-        conn.execute(sa.insert(catalog_state).values(id=1, **values))
+    """Remember the catalog just recorded (the row is seeded by the first migration)."""
+    conn.execute(
+        sa.update(catalog_state)
+        .where(catalog_state.c.id == 1)
+        .values(digest=digest, git_commit=commit, loaded_at=now)
+    )

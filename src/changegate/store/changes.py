@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from changegate.domain import changes, validation
+from changegate.domain import canonical, changes, validation
 from changegate.errors import NotFound, StaleWrite
 from changegate.store.schema import change_comments, change_targets
 from changegate.store.schema import changes as table
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeFilter:
-    """Which changes to list; one filter shared by the API, the CLI and (later) the web UI."""
-
-    states: tuple[str, ...] = ()
-    type: str | None = None
-    category: str | None = None
-    environment: str | None = None
-    requester: str | None = None
-    tenant: str | None = None
-    service: str | None = None
-    cluster: str | None = None
-    text: str | None = None
-    limit: int = 50
-    offset: int = 0
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def from_row(row: sa.Row[Any]) -> changes.ChangeRequest:
@@ -47,8 +25,8 @@ def from_row(row: sa.Row[Any]) -> changes.ChangeRequest:
         close_notes=row.close_notes,
         content_hash=row.content_hash,
         version=row.version,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=canonical.as_utc(row.created_at),
+        updated_at=canonical.as_utc(row.updated_at),
         catalog_digest=row.catalog_digest,
     )
 
@@ -125,7 +103,7 @@ def update(conn: sa.Connection, change: changes.ChangeRequest, expected_version:
     _write_targets(conn, change.number, change.spec)
 
 
-def _filtered(query: sa.Select[Any], flt: ChangeFilter) -> sa.Select[Any]:
+def _filtered(query: sa.Select[Any], flt: changes.ChangeFilter) -> sa.Select[Any]:
     if flt.states:
         query = query.where(table.c.state.in_(flt.states))
     for column, value in (
@@ -151,7 +129,9 @@ def _filtered(query: sa.Select[Any], flt: ChangeFilter) -> sa.Select[Any]:
     return query
 
 
-def list_changes(conn: sa.Connection, flt: ChangeFilter) -> tuple[list[changes.ChangeRequest], int]:
+def list_changes(
+    conn: sa.Connection, flt: changes.ChangeFilter
+) -> tuple[list[changes.ChangeRequest], int]:
     """One page of changes (newest first) and the total matching the filter."""
     total = conn.execute(_filtered(sa.select(sa.func.count()).select_from(table), flt)).scalar_one()
     rows = conn.execute(
@@ -192,7 +172,7 @@ def comments(conn: sa.Connection, number: int) -> list[dict[str, Any]]:
             "change_id": changes.format_id(number),
             "author": r.author,
             "body": r.body,
-            "created_at": _utc(r.created_at),
+            "created_at": canonical.as_utc(r.created_at),
         }
         for r in rows
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +16,35 @@ from alembic.script import ScriptDirectory
 from changegate.errors import InvalidInput, TemporaryError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+WRITE_OPTION = "changegate_write"
+
+
+@contextmanager
+def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One write transaction: committed when the block ends, rolled back on any error."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
+def display_url(url: str) -> str:
+    """A database URL fit for logs and messages: the password is masked."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "<unparseable database URL>"
 
 
 def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and write-locking transactions."""
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise InvalidInput(f"CHANGEGATE_DATABASE_URL is not a database URL: {exc}") from None
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        # The message names the problem, never the URL (it may carry a password).
+        raise InvalidInput(
+            f"CHANGEGATE_DATABASE_URL is not a database URL: {type(exc).__name__}"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
@@ -50,9 +73,13 @@ def _sqlite_engine(url: sa.URL, *, echo: bool) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so two writers queue instead of one
-        # failing half-way with "database is locked" after it has read stale data.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers (see `transaction`) take the write lock up front with IMMEDIATE, so two
+        # writers queue instead of one failing half-way with "database is locked" after it
+        # read stale data. Readers begin deferred: in WAL mode they never block a writer.
+        if connection.get_execution_options().get(WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -67,7 +94,7 @@ def _config(connection: sa.Connection) -> Config:
 def upgrade(engine: sa.Engine) -> str | None:
     """Bring the schema to the newest revision; returns the revision now current."""
     try:
-        with engine.begin() as connection:
+        with transaction(engine) as connection:
             command.upgrade(_config(connection), "head")
             return MigrationContext.configure(connection).get_current_revision()
     except sa.exc.OperationalError as exc:

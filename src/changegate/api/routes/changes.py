@@ -14,13 +14,12 @@ from changegate.api import auth, pages, schemas
 from changegate.api.auth import application, requires
 from changegate.api.problems import PreconditionFailed, fields_under
 from changegate.domain import canonical, changes
-from changegate.domain.changes import Category, ChangeRequest, ChangeState, ChangeType
+from changegate.domain.changes import Category, ChangeFilter, ChangeRequest, ChangeState, ChangeType
 from changegate.domain.permissions import Permission
 from changegate.errors import InvalidInput, Problem, StaleWrite
 from changegate.services import audit as audit_service
 from changegate.services import changes as changes_service
 from changegate.services.context import Context
-from changegate.store.changes import ChangeFilter
 
 router = APIRouter(prefix="/api/v1/changes", tags=["changes"], route_class=auth.PermissionRoute)
 

@@ -6,6 +6,8 @@ Revises:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -15,6 +17,7 @@ branch_labels = None
 depends_on = None
 
 GENESIS_HASH = "0" * 64
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UtcDateTime = sa.DateTime(timezone=True)
 BigInt = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
@@ -102,7 +105,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_audit_head"),
     )
     op.bulk_insert(head, [{"id": 1, "seq": 0, "hash": GENESIS_HASH}])
-    op.create_table(
+    state = op.create_table(
         "catalog_state",
         sa.Column("id", sa.Integer, nullable=False, autoincrement=False),
         sa.Column("digest", sa.String(71), nullable=False),
@@ -110,6 +113,9 @@ def upgrade() -> None:
         sa.Column("loaded_at", UtcDateTime, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_catalog_state"),
     )
+    # Seeded like audit_head, so replicas starting together update one row, never race to
+    # insert it. An empty digest means no catalog was recorded yet.
+    op.bulk_insert(state, [{"id": 1, "digest": "", "git_commit": None, "loaded_at": EPOCH}])
 
 
 def downgrade() -> None:
