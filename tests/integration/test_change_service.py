@@ -389,3 +389,21 @@ def _attempt(call: Callable[[], Any]) -> Any:
         return call()
     except Exception as exc:
         return exc
+
+
+def test_free_texts_refuse_nul_on_every_backend(
+    app: bootstrap.App, catalog: catalog_model.Catalog
+) -> None:
+    alice = ctx_for(catalog, "alice")
+    change = change_service.create(app.engine, catalog, alice, change_spec())
+    before = audit_count(app)
+    with pytest.raises(InvalidInput) as caught:
+        change_service.transition(app.engine, alice, change.id, "assess", reason="a\x00b")
+    assert caught.value.problems[0].field == "reason"
+    with pytest.raises(InvalidInput) as comment:
+        change_service.comment(app.engine, alice, change.id, "hello\x00")
+    assert comment.value.problems[0].field == "body"
+    with pytest.raises(InvalidInput) as key:
+        change_service.edit(app.engine, catalog, alice, change.id, {"ti\x00tle": "x"})
+    assert key.value.problems[0].field == "ti\\0tle"
+    assert audit_count(app) == before

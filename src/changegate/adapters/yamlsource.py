@@ -161,8 +161,9 @@ class _Builder:
         if node.tag != _MAP:
             self.problem(node, f"unsupported tag {_short_tag(node.tag)}")
         result: dict[str, Any] = {}
-        # key -> its first key node, to name both lines of a duplicate in constant time.
-        key_nodes: dict[str, Node] = {}
+        # key -> its first key node, built at the first duplicate only: linear, and nothing
+        # to pay on the hot path of mappings without duplicates.
+        first_keys: dict[str, Node] | None = None
         merges: list[Node] | None = None
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode or key_node.tag != _STR:
@@ -173,8 +174,10 @@ class _Builder:
                 self.key_problem(key_node)
                 continue
             key = key_node.value
-            first = key_nodes.setdefault(key, key_node)
-            if first is not key_node:
+            if key in result:
+                if first_keys is None:
+                    first_keys = _first_keys(node)
+                first = first_keys[key]
                 self.problem(key_node, f"duplicate key {key!r} (first at line {_line(first)})")
             self.count += 1
             result[key] = self.build(value_node, depth)
@@ -208,6 +211,15 @@ class _Builder:
                 merged.update(value)
         merged.update(explicit)
         return merged
+
+
+def _first_keys(node: MappingNode) -> dict[str, Node]:
+    """Each string key of a mapping and the key node where it is first written."""
+    first: dict[str, Node] = {}
+    for key_node, _ in node.value:
+        if key_node.__class__ is ScalarNode and key_node.tag == _STR:
+            first.setdefault(key_node.value, key_node)
+    return first
 
 
 def _decode(raw: bytes, display: str) -> bytes:

@@ -416,7 +416,10 @@ def edit(change: ChangeRequest, patch: dict[str, Any], now: datetime) -> ChangeR
     if unknown:
         raise InvalidInput(
             [
-                Problem(f"unknown field (allowed: {', '.join(ChangeSpec.model_fields)})", field=f)
+                Problem(
+                    f"unknown field (allowed: {', '.join(ChangeSpec.model_fields)})",
+                    field=f.replace("\x00", "\\0"),
+                )
                 for f in unknown
             ]
         )

@@ -97,6 +97,20 @@ def nul_problem(
     return Problem(message, file=source, line=line, field=field_path(shown) or None)
 
 
+def check_texts(limit: int = 100_000, **texts: str | None) -> None:
+    """Free-text arguments (reasons, notes, comments): no NUL, bounded length, by field name."""
+    problems = []
+    for name, text in texts.items():
+        if text is None:
+            continue
+        if _NUL in text:
+            problems.append(Problem(NUL_MESSAGE, field=name))
+        elif len(text) > limit:
+            problems.append(Problem(f"longer than {limit:,} characters", field=name))
+    if problems:
+        raise InvalidInput(problems)
+
+
 def field_path(loc: tuple[str | int, ...]) -> str:
     """('spec', 'contacts', 0, 'email') -> 'spec.contacts[0].email'."""
     text = ""

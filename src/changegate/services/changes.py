@@ -255,6 +255,7 @@ def transition(
 ) -> ChangeRequest:
     """Move a change through its lifecycle; illegal moves name the allowed next states."""
     ctx.actor.require(Permission.CHANGES_TRANSITION)
+    validation.check_texts(reason=reason, close_notes=close_notes)
     target = _enum(ChangeState, to, "to")
     code = _enum(CloseCode, close_code, "close_code") if close_code is not None else None
     number = changes.parse_id(change_id)
@@ -321,8 +322,9 @@ def comment(engine: sa.Engine, ctx: Context, change_id: str, body: str) -> dict[
     """Add a comment to a change's discussion."""
     ctx.actor.require(Permission.CHANGES_COMMENT)
     text = body.strip()
-    if not text or len(text) > 20_000:
-        raise InvalidInput([Problem("a comment needs 1 to 20,000 characters", field="body")])
+    if not text:
+        raise InvalidInput([Problem("a comment needs some text", field="body")])
+    validation.check_texts(limit=20_000, body=text)
     number = changes.parse_id(change_id)
     with db.transaction(engine) as conn:
         change_store.get(conn, number)
