@@ -56,6 +56,28 @@ def test_patch_edits_a_draft_and_bumps_the_version(client: TestClient) -> None:
     assert history[-1]["after"]["title"] == "Better title"
 
 
+def test_patch_resending_unchanged_material_fields_after_submit_writes_nothing(
+    client: TestClient,
+) -> None:
+    change = create(client)
+    url = f"/api/v1/changes/{change['id']}"
+    submitted = client.post(f"{url}/submit", headers=as_("alice")).json()
+    history = client.get(f"{url}/history", headers=as_("alice")).json()["items"]
+    same = {k: change[k] for k in ("title", "targets", "rollback_plan", "planned_start")}
+    response = client.patch(url, json={**same, "version": 2}, headers=as_("alice"))
+    assert response.status_code == 200, response.text
+    assert response.json() == submitted
+    assert response.headers["etag"] == '"2"'
+    assert client.get(f"{url}/history", headers=as_("alice")).json()["items"] == history
+    # With a non-material change alongside, only that one is written.
+    evidence = client.patch(
+        url, json={**same, "test_evidence": ["run 7"]}, headers=as_("alice")
+    ).json()
+    assert (evidence["version"], evidence["test_evidence"]) == (3, ["run 7"])
+    last = client.get(f"{url}/history", headers=as_("alice")).json()["items"][-1]
+    assert set(last["after"]) == {"test_evidence", "version", "content_hash"}
+
+
 def test_transitions_endpoint_lists_allowed_next(client: TestClient) -> None:
     change = create(client, type="emergency", category="security-patch")
     response = client.get(f"/api/v1/changes/{change['id']}/transitions", headers=as_("bob"))

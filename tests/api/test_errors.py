@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -251,6 +252,146 @@ def test_malformed_json_is_a_422_problem(client: TestClient) -> None:
     assert "invalid JSON" in problem["detail"]
     not_object = client.post("/api/v1/changes", json=["a", "list"], headers=as_("alice"))
     assert fields(assert_problem(not_object, 422, "invalid-input")) == {"body"}
+
+
+def _post_raw(client: TestClient, url: str, raw: bytes, person: str = "alice") -> Any:
+    headers = {**as_(person), "Content-Type": "application/json"}
+    return client.post(url, content=raw, headers=headers)
+
+
+def _patch_raw(client: TestClient, url: str, raw: bytes, person: str = "alice") -> Any:
+    headers = {**as_(person), "Content-Type": "application/json"}
+    return client.patch(url, content=raw, headers=headers)
+
+
+def _errors(problem: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["field"], e["message"]) for e in problem["errors"]]
+
+
+def test_duplicate_keys_at_any_depth_are_refused_and_nothing_is_written(
+    client: TestClient,
+) -> None:
+    before = _audit_count(client)
+    spec = json.dumps(change_data())
+    top = _post_raw(client, "/api/v1/changes", (spec[:-1] + ', "title": "b"}').encode())
+    problem = assert_problem(top, 422, "invalid-input")
+    assert _errors(problem) == [("body.title", "duplicate key")]
+    assert problem["detail"] == "body.title: duplicate key"
+
+    nested = (
+        b'{"title": "t", "category": "module-update", "environment": "prod",'
+        b' "targets": {"tenants": ["a"], "selectors": [{"tier": "gold", "tier": "silver"}],'
+        b' "tenants": ["b"]}, "title": "u"}'
+    )
+    problem = assert_problem(_post_raw(client, "/api/v1/changes", nested), 422, "invalid-input")
+    assert _errors(problem) == [  # in document order, each key once
+        ("body.title", "duplicate key"),
+        ("body.targets.tenants", "duplicate key"),
+        ("body.targets.selectors[0].tier", "duplicate key"),
+    ]
+    assert client.get("/api/v1/changes", headers=as_("alice")).json()["total"] == 0
+    assert _audit_count(client) == before
+
+    change = create(client)
+    url = f"/api/v1/changes/{change['id']}"
+    before = _audit_count(client)
+    patches = {
+        b'{"targets": {"tenants": [], "tenants": ["acme"]}}': "body.targets.tenants",
+        b'{"title": "New title", "version": 1, "version": 1}': "body.version",
+        b'{"title": "a", "title": "a"}': "body.title",  # even when the values agree
+    }
+    for raw, field in patches.items():
+        problem = assert_problem(_patch_raw(client, url, raw), 422, "invalid-input")
+        assert _errors(problem) == [(field, "duplicate key")]
+    moved = _post_raw(client, f"{url}/transitions", b'{"to": "assess", "to": "canceled"}')
+    assert _errors(assert_problem(moved, 422, "invalid-input")) == [("body.to", "duplicate key")]
+    held = _post_raw(client, f"{url}/hold", b'{"reason": "a", "reason": "b"}')
+    assert _errors(assert_problem(held, 422, "invalid-input")) == [("body.reason", "duplicate key")]
+    comment = _post_raw(client, f"{url}/comments", b'{"body": "a", "body": "b"}')
+    problem = assert_problem(comment, 422, "invalid-input")
+    assert _errors(problem) == [("body.body", "duplicate key")]
+
+    after = client.get(url, headers=as_("alice")).json()
+    assert (after["version"], after["state"], after["title"]) == (1, "draft", change["title"])
+    assert client.get(f"{url}/comments", headers=as_("alice")).json()["items"] == []
+    assert _audit_count(client) == before
+
+
+def test_many_duplicate_keys_are_counted_not_listed(client: TestClient) -> None:
+    raw = b"{" + b", ".join(b'"k%d": 1, "k%d": 2' % (i, i) for i in range(150)) + b"}"
+    problem = assert_problem(_post_raw(client, "/api/v1/changes", raw), 422, "invalid-input")
+    assert len(problem["errors"]) == 101
+    assert problem["errors"][0] == {
+        "file": None,
+        "line": None,
+        "field": "body.k0",
+        "message": "duplicate key",
+    }
+    assert problem["errors"][-1]["message"] == "... and 50 more problems"
+
+
+def test_a_body_that_is_not_utf8_is_a_422_and_writes_nothing(client: TestClient) -> None:
+    before = _audit_count(client)
+    spec = json.dumps(change_data())
+    latin1 = spec[:-1].encode() + b', "justification": "Caf' + bytes([0xE9]) + b'"}'
+    response = _post_raw(client, "/api/v1/changes", latin1)
+    problem = assert_problem(response, 422, "invalid-input")
+    offset = latin1.index(bytes([0xE9]))
+    assert _errors(problem) == [("body", f"not valid UTF-8: byte 0xe9 at offset {offset}")]
+    utf16 = _post_raw(client, "/api/v1/changes", spec.encode("utf-16"))
+    assert "not valid UTF-8" in assert_problem(utf16, 422, "invalid-input")["detail"]
+    assert client.get("/api/v1/changes", headers=as_("alice")).json()["total"] == 0
+    assert _audit_count(client) == before
+
+    # A UTF-8 byte order mark is allowed, as in change files.
+    with_bom = _post_raw(client, "/api/v1/changes", b"\xef\xbb\xbf" + spec.encode())
+    assert with_bom.status_code == 201, with_bom.text
+    url = with_bom.headers["location"]
+    before = _audit_count(client)
+    for raw in (b'{"title": "\xff"}', b'{"ti\xc3tle": "x"}', b'\xfe\xff{"title": "x"}'):
+        assert_problem(_patch_raw(client, url, raw), 422, "invalid-input")
+    cancel = _post_raw(client, f"{url}/cancel", b'{"reason": "\x80"}')
+    assert fields(assert_problem(cancel, 422, "invalid-input")) == {"body"}
+    after = client.get(url, headers=as_("alice")).json()
+    assert (after["version"], after["state"]) == (1, "draft")
+    assert _audit_count(client) == before
+
+
+def test_unpaired_surrogates_are_refused_naming_the_field_not_a_500(client: TestClient) -> None:
+    change = create(client)
+    url = f"/api/v1/changes/{change['id']}"
+    before = _audit_count(client)
+    key = _patch_raw(client, url, b'{"x\\ud800": "x"}')
+    problem = assert_problem(key, 422, "invalid-input")
+    assert _errors(problem) == [
+        (
+            "body.x\\ud800",
+            "unpaired UTF-16 surrogates (\\ud800-\\udfff) are not allowed in text (in a key)",
+        )
+    ]
+    value = _patch_raw(client, url, b'{"test_evidence": ["ok", "\\udc00"]}')
+    assert fields(assert_problem(value, 422, "invalid-input")) == {"body.test_evidence[1]"}
+    reason = _post_raw(client, f"{url}/hold", b'{"reason": "\\ud83d"}')
+    assert fields(assert_problem(reason, 422, "invalid-input")) == {"body.reason"}
+    assert client.get(url, headers=as_("alice")).json()["version"] == 1
+    assert _audit_count(client) == before
+    # A surrogate pair is one character, and fine.
+    emoji = _patch_raw(client, url, b'{"title": "Ship it \\ud83d\\ude80"}')
+    assert emoji.status_code == 200, emoji.text
+    assert emoji.json()["title"] == "Ship it \U0001f680"
+
+
+def test_json_that_python_would_stretch_is_invalid_json(client: TestClient) -> None:
+    for raw, reason in (
+        (b'{"title": NaN}', "NaN is not a JSON value"),
+        (b'{"rollback_plan": {"tested": -Infinity}}', "-Infinity is not a JSON value"),
+        (b'{"version": ' + b"9" * 5000 + b"}", "digits"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ):
+        problem = assert_problem(_post_raw(client, "/api/v1/changes", raw), 422, "invalid-input")
+        assert fields(problem) == {"body"}
+        assert problem["detail"].startswith("body: invalid JSON: ")
+        assert reason in problem["detail"]
 
 
 def test_malformed_change_id_names_the_path_parameter(client: TestClient) -> None:

@@ -8,7 +8,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import as_, create, move
+from tests.api.conftest import as_, assert_problem, create, move
 from tests.factories import change_data
 
 
@@ -129,11 +129,29 @@ def test_audit_export_period_and_bad_parameters(client: TestClient) -> None:
     )
     assert empty.status_code == 200
     assert empty.text == ""
-    naive = client.get(
-        "/api/v1/audit/export", params={"since": "2026-01-01T00:00:00"}, headers=as_("frank")
-    )
-    assert naive.status_code == 422
-    assert {e["field"] for e in naive.json()["errors"]} == {"query.since"}
+    before = client.get("/api/v1/audit/verify", headers=as_("frank")).json()["count"]
+    # The audit service's period rules, named as the query parameters.
+    refused = {
+        "naive since": ({"since": "2026-01-01T00:00:00"}, "query.since", "needs a timezone"),
+        "naive until": ({"until": "2026-01-01"}, "query.until", "needs a timezone"),
+        "until = since": (
+            {"since": "2026-01-01T00:00:00Z", "until": "2026-01-01T01:00:00+01:00"},
+            "query.until",
+            "until must be after since",
+        ),
+        "until < since": (
+            {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+            "query.until",
+            "until must be after since",
+        ),
+    }
+    for label, (params, field, message) in refused.items():
+        response = client.get("/api/v1/audit/export", params=params, headers=as_("frank"))
+        problem = assert_problem(response, 422, "invalid-input")
+        assert [e["field"] for e in problem["errors"]] == [field], label
+        assert message in problem["detail"], label
+    # Refused exports are not recorded.
+    assert client.get("/api/v1/audit/verify", headers=as_("frank")).json()["count"] == before
     bad_format = client.get("/api/v1/audit/export", params={"format": "xml"}, headers=as_("frank"))
     assert bad_format.status_code == 422
     assert {e["field"] for e in bad_format.json()["errors"]} == {"query.format"}

@@ -6,12 +6,12 @@ from typing import Annotated
 
 import pytest
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Body, Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from changegate import __version__, bootstrap
-from changegate.api import auth
+from changegate.api import auth, jsonbody
 from changegate.api.app import create_app
 from changegate.domain.permissions import Permission
 from changegate.services.context import Context
@@ -61,6 +61,35 @@ def test_a_route_without_a_permission_is_caught() -> None:
 
     rogue.include_router(included)
     assert auth.undeclared_routes(rogue) == ["GET /api/v1/rogue", "POST /api/v1/included/rogue"]
+
+
+def test_every_route_with_a_body_parses_it_strictly(api: FastAPI) -> None:
+    with_body = [route for route in _api_routes(api) if route.body_field is not None]
+    assert len(with_body) >= 7  # create, edit, transition, four actions, comment
+    assert all(isinstance(route, jsonbody.StrictJSONRoute) for route in with_body)
+    assert auth.loose_body_routes(api) == []
+
+
+def test_a_route_parsing_its_body_loosely_is_caught(
+    app: bootstrap.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from changegate.api.routes import catalog as catalog_routes
+
+    loose = APIRouter(prefix="/api/v1/loose", route_class=APIRoute)
+
+    @loose.post("")
+    def loose_route(
+        ctx: Annotated[Context, Depends(auth.requires(Permission.CHANGES_CREATE))],
+        body: Annotated[dict[str, str], Body()],
+    ) -> dict[str, str]:
+        return body
+
+    rogue = FastAPI()
+    rogue.include_router(loose)
+    assert auth.loose_body_routes(rogue) == ["POST /api/v1/loose"]
+    monkeypatch.setattr(catalog_routes, "router", loose)
+    with pytest.raises(RuntimeError, match="parsing their JSON body loosely: POST /api/v1/loose"):
+        create_app(app)
 
 
 def test_permissions_per_route(api: FastAPI) -> None:

@@ -238,7 +238,7 @@ def test_export_jsonl_and_csv(cli: Cli, tmp_path: Path) -> None:
     assert len(rows) == before + 2
     assert json.loads(rows[1]["after"])["state"] == "draft"
 
-    future = cli("--as", "frank", "audit", "export", "--since", "2999-01-01")
+    future = cli("--as", "frank", "audit", "export", "--since", "2999-01-01T00:00:00Z")
     assert future.stdout == ""
     window = cli(
         "--as",
@@ -248,11 +248,35 @@ def test_export_jsonl_and_csv(cli: Cli, tmp_path: Path) -> None:
         "--since",
         "2000-01-01T00:00:00Z",
         "--until",
-        "2999-01-01",
+        "2999-01-01T00:00:00+01:00",
     )
     assert len(window.stdout.splitlines()) == before + 4  # four exports so far
     bad = cli("--as", "frank", "audit", "export", "--since", "last tuesday", expect=1)
     assert "--since: not an ISO 8601" in bad.stderr
+
+
+def test_export_period_rules_are_the_services(cli: Cli) -> None:
+    """Naive times and empty periods are refused as the API refuses them, and not recorded."""
+    before = count_events(cli)
+    refused = {
+        ("--since", "2026-01-01T00:00:00"): (
+            "error: --since: needs a timezone offset, e.g. 2026-11-01T00:00:00Z"
+        ),
+        ("--until", "2026-01-01"): (
+            "error: --until: needs a timezone offset, e.g. 2026-11-01T00:00:00Z"
+        ),
+        ("--since", "2026-01-01T00:00:00Z", "--until", "2026-01-01T01:00:00+01:00"): (
+            "error: --until: until must be after since"
+        ),
+        ("--since", "2026-02-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"): (
+            "error: --until: until must be after since"
+        ),
+    }
+    for options, message in refused.items():
+        result = cli("--as", "frank", "audit", "export", *options, expect=1)
+        assert result.stderr.splitlines() == [message], options
+        assert result.stdout == ""
+    assert count_events(cli) == before
 
 
 def test_db_upgrade_on_a_fresh_file(tmp_path: Path, sample_dir: Path) -> None:

@@ -244,6 +244,17 @@ def test_edit_with_set_and_patch_file(cli: Cli) -> None:
     same = cli("--as", "alice", "change", "edit", "CHG-1", "-f", "patch.yaml")
     assert "nothing to change" in same.stderr
     cli("--as", "alice", "change", "submit", "CHG-1")
+    # After submit, re-sending material fields that did not change is fine and writes nothing.
+    history = cli("--as", "alice", "change", "show", "CHG-1", "--json").json()["history"]
+    resent = cli("--as", "alice", "change", "edit", "CHG-1", "-f", "patch.yaml", "--json")
+    assert "nothing to change: CHG-1 already has these values" in resent.stderr
+    assert (resent.json()["version"], resent.json()["state"]) == (4, "assess")
+    shown = cli("--as", "alice", "change", "show", "CHG-1", "--json").json()
+    assert shown["history"] == history
+    # ...and alongside a non-material change, only that one is written.
+    (cli.workdir / "patch.yaml").write_text("title: Update sale_stock (v2)\nincidents: [INC-8]\n")
+    touched = cli("--as", "alice", "change", "edit", "CHG-1", "-f", "patch.yaml")
+    assert "edited CHG-1: incidents" in touched.stdout
     material = cli("--as", "alice", "change", "edit", "CHG-1", "--set", "title=Sneaky", expect=2)
     assert "can only be edited in draft" in material.stderr
     evidence = cli(
@@ -259,15 +270,55 @@ def test_edit_with_set_and_patch_file(cli: Cli) -> None:
     assert evidence["test_evidence"] == ["https://ci.example.com/runs/1"]
     bad = cli("--as", "alice", "change", "edit", "CHG-1", "--set", "no_such.field=1", expect=1)
     assert "no_such: unknown field" in bad.stderr
+    twice = cli(
+        "--as",
+        "alice",
+        "change",
+        "edit",
+        "CHG-1",
+        "--set",
+        'targets:={"tenants": [], "tenants": ["acme"]}',
+        expect=1,
+    )
+    assert "error: targets: duplicate key 'tenants'" in twice.stderr
+    lone = cli(
+        "--as", "alice", "change", "edit", "CHG-1", "--set", 'test_evidence:=["\\ud800"]', expect=1
+    )
+    assert lone.stderr.splitlines() == [
+        "error: test_evidence: unpaired UTF-16 surrogates (\\ud800-\\udfff) are not allowed in text"
+    ]
+    assert cli("--as", "alice", "change", "show", "CHG-1", "--json").json()["version"] == 6
+
+
+def test_notes_are_for_closing_only(cli: Cli) -> None:
+    file_change(cli)
+    helped = cli("change", "transition", "--help", columns=200)
+    assert "Close notes: only when closing (with --close-code); otherwise use --reason." in (
+        helped.stdout
+    )
+    refused = cli(
+        "--as", "alice", "change", "transition", "CHG-1", "assess", "--notes", "x", expect=1
+    )
+    assert "close_notes: close notes are given only when closing; use a reason" in refused.stderr
+    shown = cli("--as", "alice", "change", "show", "CHG-1", "--json").json()
+    assert (shown["state"], shown["version"]) == ("draft", 1)
 
 
 def test_hold_resume_cancel_and_comment(cli: Cli) -> None:
     file_change(cli)
-    cli("--as", "alice", "change", "submit", "CHG-1")
+    cli("--as", "alice", "change", "submit", "CHG-1", "--reason", "ready for review")
     held = cli("--as", "alice", "change", "hold", "CHG-1", "--reason", "waiting on vendor")
     assert "on-hold, held from assess" in held.stdout
-    resumed = cli("--as", "alice", "change", "resume", "CHG-1", "--json").json()
+    resumed = cli(
+        "--as", "alice", "change", "resume", "CHG-1", "--reason", "vendor replied", "--json"
+    ).json()
     assert resumed["state"] == "assess"
+    history = cli("--as", "alice", "change", "show", "CHG-1", "--json").json()["history"]
+    assert [e["after"].get("reason") for e in history[1:]] == [
+        "ready for review",
+        "waiting on vendor",
+        "vendor replied",
+    ]
     comment = cli(
         "--as", "bob", "change", "comment", "CHG-1", "-m", "[b]ready[/b] when you are", "--json"
     ).json()

@@ -80,7 +80,8 @@ def create_app(app: bootstrap.App) -> FastAPI:
     """The ASGI application serving `app`; the catalog is loaded now, so a broken one fails fast.
 
     Raises whatever loading the catalog raises (InvalidInput naming file, line and field), and
-    RuntimeError if a /api/v1 route was added without a permission.
+    RuntimeError if a /api/v1 route was added without a permission, or a route taking a body
+    without the strict JSON parsing of `jsonbody.StrictJSONRoute`.
     """
     app.catalog()
     api = ChangegateAPI(
@@ -98,6 +99,9 @@ def create_app(app: bootstrap.App) -> FastAPI:
     undeclared = auth.undeclared_routes(api)
     if undeclared:
         raise RuntimeError(f"routes without a declared permission: {', '.join(undeclared)}")
+    loose = auth.loose_body_routes(api)
+    if loose:
+        raise RuntimeError(f"routes parsing their JSON body loosely: {', '.join(loose)}")
     # add_middleware puts each new one outside the previous: the request id wraps everything.
     api.add_middleware(problems.CrashGuard)
     api.add_middleware(middleware.BodyLimit, max_bytes=app.settings.max_body_bytes)

@@ -21,7 +21,7 @@ from fastapi.security import APIKeyHeader
 from starlette.routing import BaseRoute
 
 from changegate import bootstrap
-from changegate.api import middleware, problems
+from changegate.api import jsonbody, middleware, problems
 from changegate.domain.permissions import Permission
 from changegate.errors import Refused
 from changegate.services import context as context_service
@@ -95,10 +95,11 @@ def route_permissions(route: APIRoute) -> list[Permission]:
     return list(dict.fromkeys(_permissions_in(route.dependant)))
 
 
-class PermissionRoute(APIRoute):
+class PermissionRoute(jsonbody.StrictJSONRoute):
     """An APIRoute that publishes the permission its dependencies require as `x-permission`.
 
     Set when the route is made, so the OpenAPI document says it however routers are included.
+    Its JSON body, if it takes one, is parsed strictly (`jsonbody`: no repeated keys).
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
@@ -123,6 +124,15 @@ def api_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[
         if router is not None:
             context = getattr(route, "include_context", None)
             yield from api_routes(router.routes, prefix + str(getattr(context, "prefix", "")))
+
+
+def loose_body_routes(app: FastAPI) -> list[str]:
+    """The routes that take a body without parsing it strictly: each one is a bug."""
+    return [
+        f"{','.join(sorted(route.methods or ()))} {path}"
+        for path, route in api_routes(app.routes)
+        if route.body_field is not None and not isinstance(route, jsonbody.StrictJSONRoute)
+    ]
 
 
 def undeclared_routes(app: FastAPI) -> list[str]:

@@ -128,6 +128,14 @@ def internal(instance: str, request_id: str | None) -> ProblemResponse:
     )
 
 
+def invalid_json(reason: str, position: int | None = None, field: str = "body") -> Problem:
+    """The one wording of a body that is not JSON: `invalid JSON: <reason> (at character N)`."""
+    message = f"invalid JSON: {reason}" if reason else "invalid JSON"
+    if position is not None:
+        message += f" (at character {position})"
+    return Problem(message, field=field)
+
+
 def problems_from_validation(raw: Sequence[Any]) -> list[Problem]:
     """FastAPI's validation errors as Problems naming the HTTP field (`body.x`, `query.limit`)."""
     problems = []
@@ -138,11 +146,12 @@ def problems_from_validation(raw: Sequence[Any]) -> list[Problem]:
         if kind == "json_invalid":
             position = loc[1] if len(loc) > 1 else None
             reason = (error.get("ctx") or {}).get("error", "")
-            message = f"invalid JSON: {reason}" if reason else "invalid JSON"
-            if isinstance(position, int):
-                message += f" (at character {position})"
-            loc = loc[:1]
-        elif kind == "extra_forbidden":
+            where = validation.field_path(loc[:1]) or "body"
+            problems.append(
+                invalid_json(reason, position if isinstance(position, int) else None, where)
+            )
+            continue
+        if kind == "extra_forbidden":
             message = "unknown field"
         elif kind == "missing":
             message = "required field is missing"

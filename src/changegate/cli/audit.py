@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -38,7 +41,11 @@ class ExportFormat(StrEnum):
 
 
 def parse_instant(text: str | None, option: str) -> datetime | None:
-    """ISO 8601 text to an aware instant; without an offset it is taken as UTC."""
+    """ISO 8601 text to a datetime, as written: whether it may lack an offset is not said here.
+
+    The audit service decides what a valid period is for every door (an offset on each
+    instant, `until` after `since`); the CLI only reads the text.
+    """
     if text is None:
         return None
     try:
@@ -53,7 +60,26 @@ def parse_instant(text: str | None, option: str) -> datetime | None:
                 )
             ]
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return value
+
+
+# The service's names for the export's inputs, and the options that give them here.
+EXPORT_OPTIONS = {"since": "--since", "until": "--until", "format": "--format"}
+
+
+@contextmanager
+def options_named(options: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise the service's InvalidInput with its fields named as this command's options."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if type(exc) is not InvalidInput:
+            raise
+        named = [
+            replace(p, field=options.get(p.field, p.field) if p.field else p.field)
+            for p in exc.problems
+        ]
+        raise InvalidInput(named) from exc
 
 
 def _read_checkpoint(path: Path, limit: int) -> dict[str, Any]:
@@ -171,12 +197,11 @@ def export(
 
     state = runtime.state(ctx)
     start, end = parse_instant(since, "--since"), parse_instant(until, "--until")
-    if start and end and end <= start:
-        raise InvalidInput([Problem("--until must be after --since", field="--until")])
     service_ctx = state.context()
-    rows = audit_service.export(
-        state.app().engine, service_ctx, since=start, until=end, fmt=fmt.value
-    )
+    with options_named(EXPORT_OPTIONS):
+        rows = audit_service.export(
+            state.app().engine, service_ctx, since=start, until=end, fmt=fmt.value
+        )
     count = 0
     if out_file is None:
         for row in rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,7 +17,7 @@ from rich.text import Text
 from changegate.cli import output, runtime
 from changegate.domain import changes
 from changegate.domain.changes import Category, ChangeState, ChangeType, CloseCode
-from changegate.errors import InvalidInput, PayloadTooLarge, Problem, StaleWrite
+from changegate.errors import InvalidInput, PayloadTooLarge, Problem
 
 if TYPE_CHECKING:
     from changegate.adapters.yamlsource import SourceDocument
@@ -29,6 +30,8 @@ app = typer.Typer(
 )
 
 STDIN = "-"
+# As the HTTP API words it (changegate.api.jsonbody), for a --set value.
+SURROGATE_MESSAGE = "unpaired UTF-16 surrogates (\\ud800-\\udfff) are not allowed in text"
 HISTORY_LIMIT = 500
 
 ChangeId = Annotated[
@@ -44,7 +47,10 @@ IfVersion = Annotated[
         help="Refuse (exit 3) unless the change is still at version N.",
     ),
 ]
-Reason = Annotated[str | None, typer.Option("--reason", help="Why; kept in the audit trail.")]
+Reason = Annotated[
+    str | None,
+    typer.Option("--reason", metavar="TEXT", help="Why; kept in the audit trail."),
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,9 +91,17 @@ def _state_line(change: ChangeRequest) -> str:
     return f"{change.id} is {change.state.value}{held} (version {change.version}); next: {nxt}"
 
 
+def change_json(change: ChangeRequest) -> dict[str, Any]:
+    """A change as JSON: `ChangeRequest.as_dict()` plus `allowed_next`, as the HTTP API gives it."""
+    return {
+        **change.as_dict(),
+        "allowed_next": [state.value for state in changes.allowed_next(change)],
+    }
+
+
 def _print_result(change: ChangeRequest, as_json: bool, headline: str | None = None) -> None:
     if as_json:
-        output.emit_json(change.as_dict())
+        output.emit_json(change_json(change))
         return
     if headline:
         output.out(headline)
@@ -331,7 +345,7 @@ def list_(
     if as_json:
         output.emit_json(
             {
-                "items": [c.as_dict() for c in items],
+                "items": [change_json(c) for c in items],
                 "total": total,
                 "limit": limit,
                 "offset": offset,
@@ -356,14 +370,29 @@ def show(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False) -> 
     if as_json:
         output.emit_json(
             {
-                **change.as_dict(),
-                "allowed_next": [s.value for s in changes.allowed_next(change)],
+                **change_json(change),
                 "comments": comments,
                 "history": [event.as_dict() for event in history],
             }
         )
         return
     _show_human(change, comments, history)
+
+
+def _unique_keys(name: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A json object hook refusing a key written twice, as change files and the API do."""
+
+    def make_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise InvalidInput([Problem(f"duplicate key {key!r}", field=name)])
+                seen.add(key)
+        return result
+
+    return make_object
 
 
 def _set_value(text: str) -> tuple[list[str], Any]:
@@ -377,9 +406,13 @@ def _set_value(text: str) -> tuple[list[str], Any]:
     if name.endswith(":"):
         name = name[:-1]
         try:
-            parsed = json.loads(value)
+            parsed = json.loads(value, object_pairs_hook=_unique_keys(name))
         except json.JSONDecodeError as exc:
             raise InvalidInput([Problem(f"not JSON after := ({exc.msg})", field=name)]) from None
+        try:
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a "\ud800" escape without its pair: not text
+            raise InvalidInput([Problem(SURROGATE_MESSAGE, field=name)]) from None
     path = [part.strip() for part in name.split(".")]
     if any(not part for part in path):
         raise InvalidInput([Problem(f"not a field path: {name!r}", field="--set")])
@@ -411,20 +444,6 @@ def _apply_set(patch: dict[str, Any], current: dict[str, Any], path: list[str], 
             [Problem("not a mapping; cannot set a field inside it", field=".".join(path[:-1]))]
         )
     node[path[-1]] = value
-
-
-def _changed_only(patch: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """The fields of patch whose value differs from now, compared after validation.
-
-    Comparing validated values means `targets: {services: [x]}` equals the stored
-    `{tenants: [], services: [x], ...}`. An invalid patch is returned whole: the service
-    then reports its problems.
-    """
-    try:
-        merged = changes.validate_spec({**now, **patch}, source=None).model_dump(mode="json")
-    except InvalidInput:
-        return patch
-    return {k: v for k, v in patch.items() if k not in now or merged.get(k) != now[k]}
 
 
 def _patch_from_file(name: str, settings: Settings) -> dict[str, Any]:
@@ -477,8 +496,9 @@ def edit(
 ) -> None:
     """Change some fields; material ones only while the change is a draft.
 
-    Fields whose new value equals the current one are left out of the update, so applying a
-    whole change file again only touches what differs.
+    A field whose new value equals the stored one is no edit (the service compares validated
+    values), so applying a whole change file again only touches what differs, and when
+    nothing differs nothing is written.
     """
     from changegate.services import changes as change_service
 
@@ -492,38 +512,41 @@ def edit(
     service_ctx = state.context()
     app_ = state.app()
     current = change_service.get(app_.engine, service_ctx, change_id)
-    if if_version is not None and if_version != current.version:
-        raise StaleWrite(current.id, if_version, current.version)
     now = current.spec.model_dump(mode="json")
     for item in sets or ():
         path, value = _set_value(item)
         _apply_set(patch, now, path, value)
-    patch = _changed_only(patch, now)
-    if not patch:
-        output.note(f"nothing to change: {current.id} already has these values")
-        _print_result(current, as_json)
-        return
+    # The --set paths were resolved against this read: the write must find it unchanged.
     edited = change_service.edit(
         app_.engine,
         app_.catalog(),
         service_ctx,
         current.id,
         patch,
-        expected_version=current.version,
+        expected_version=if_version if if_version is not None else current.version,
     )
-    _print_result(edited, as_json, f"edited {edited.id}: {', '.join(sorted(patch))}")
+    if edited.version == current.version:
+        output.note(f"nothing to change: {edited.id} already has these values")
+        _print_result(edited, as_json)
+        return
+    fields = changes.changed_fields(current.spec, edited.spec)
+    _print_result(edited, as_json, f"edited {edited.id}: {', '.join(fields)}")
 
 
 @app.command("submit")
 def submit(
-    ctx: typer.Context, change_id: ChangeId, if_version: IfVersion = None, as_json: JsonFlag = False
+    ctx: typer.Context,
+    change_id: ChangeId,
+    reason: Reason = None,
+    if_version: IfVersion = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Send a draft on: normal to assess, emergency to authorize, standard to scheduled."""
+    """Send a draft on: normal and standard to assess, emergency to authorize."""
     from changegate.services import changes as change_service
 
     state = runtime.json_mode(ctx, as_json)
     service_ctx = state.context()
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"reason": reason}
     if if_version is not None:
         kwargs["expected_version"] = if_version
     moved = change_service.submit(state.app().engine, service_ctx, change_id, **kwargs)
@@ -571,7 +594,14 @@ def transition(
         CloseCode | None,
         typer.Option("--close-code", case_sensitive=False, help="Needed to close."),
     ] = None,
-    notes: Annotated[str | None, typer.Option("--notes", help="Close notes.")] = None,
+    notes: Annotated[
+        str | None,
+        typer.Option(
+            "--notes",
+            metavar="TEXT",
+            help="Close notes: only when closing (with --close-code); otherwise use --reason.",
+        ),
+    ] = None,
     reason: Reason = None,
     if_version: IfVersion = None,
     as_json: JsonFlag = False,
@@ -619,14 +649,18 @@ def hold(
 
 @app.command("resume")
 def resume(
-    ctx: typer.Context, change_id: ChangeId, if_version: IfVersion = None, as_json: JsonFlag = False
+    ctx: typer.Context,
+    change_id: ChangeId,
+    reason: Reason = None,
+    if_version: IfVersion = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Take a change off hold, back to the state it was held from."""
     from changegate.services import changes as change_service
 
     state = runtime.json_mode(ctx, as_json)
     service_ctx = state.context()
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"reason": reason}
     if if_version is not None:
         kwargs["expected_version"] = if_version
     moved = change_service.resume(state.app().engine, service_ctx, change_id, **kwargs)

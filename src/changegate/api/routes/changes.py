@@ -337,7 +337,7 @@ def submit(
     body: ActionBody = None,
     if_match: IfMatch = None,
 ) -> JSONResponse:
-    """Send a draft on: normal to assess, emergency to authorize, standard to scheduled."""
+    """Send a draft on: normal and standard to assess, emergency to authorize."""
     return _action(app=app, ctx=ctx, text=change_id, body=body, if_match=if_match, action="submit")
 
 
