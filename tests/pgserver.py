@@ -32,7 +32,9 @@ def _start_local_postgres() -> str | None:
         run(["pg_ctlcluster", version, name, "start"], check=False, capture_output=True)
     sql = (
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_ROLE}') THEN "
-        f"CREATE ROLE {PG_ROLE} LOGIN CREATEDB PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
+        f"CREATE ROLE {PG_ROLE} LOGIN CREATEDB PASSWORD '{PG_PASSWORD}'; END IF; END $$; "
+        # DROP DATABASE ... WITH (FORCE) may have to stop an autovacuum worker in it.
+        f"GRANT pg_signal_backend TO {PG_ROLE};"
     )
     made = run(
         ["runuser", "-u", "postgres", "--", "psql", "-p", port, "-qAtc", sql],

@@ -883,6 +883,78 @@ class KindInfo:
 
 # --------------------------------------------------------------------------- the catalog
 
+TenantGroup = tuple[Entity[TenantSpec], ...]
+
+
+def _add(table: dict[str, list[Any]], key: str, entity: Entity[Any]) -> None:
+    found = table.get(key)
+    if found is None:
+        table[key] = [entity]
+    else:
+        found.append(entity)
+
+
+def _frozen(table: dict[str, list[Any]]) -> dict[str, tuple[Any, ...]]:
+    return {key: tuple(entities) for key, entities in table.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogIndex:
+    """Lookup tables over a catalog: who uses what, so a question costs what its answer does.
+
+    Impact analysis asks "which tenants use service X / run on cluster Y / are gold": with
+    these tables the cost is the size of the answer, not of the platform. Each maps a key to
+    the entities having it, in file order; a key nobody has is absent (use `.get(key, ())`).
+    """
+
+    tenants_by_database_service: Mapping[str, TenantGroup]
+    """Tenants whose `database.service` is the key."""
+    tenants_by_service: Mapping[str, TenantGroup]
+    """Tenants listing the key in `services` (`database.service` is indexed apart, above)."""
+    tenants_by_cluster: Mapping[str, TenantGroup]
+    tenants_by_environment: Mapping[str, TenantGroup]
+    tenants_by_tier: Mapping[str, TenantGroup]
+    tenants_by_odoo_series: Mapping[str, TenantGroup]
+    tenants_by_deployment_model: Mapping[str, TenantGroup]
+    """Keyed by the model's value, e.g. `dedicated-cluster`."""
+    services_by_cluster: Mapping[str, tuple[Entity[ServiceSpec], ...]]
+    """Services hosted on the cluster; region-wide services (no cluster) are in none."""
+
+    @classmethod
+    def of(cls, catalog: Catalog) -> CatalogIndex:
+        """Build every table in one pass over the tenants and one over the services."""
+        by_database: dict[str, list[Any]] = {}
+        by_service: dict[str, list[Any]] = {}
+        by_cluster: dict[str, list[Any]] = {}
+        by_environment: dict[str, list[Any]] = {}
+        by_tier: dict[str, list[Any]] = {}
+        by_series: dict[str, list[Any]] = {}
+        by_model: dict[str, list[Any]] = {}
+        for tenant in catalog.tenants.values():
+            spec = tenant.spec
+            _add(by_database, spec.database.service, tenant)
+            for used in spec.services:
+                _add(by_service, used, tenant)
+            _add(by_cluster, spec.cluster, tenant)
+            _add(by_environment, spec.environment, tenant)
+            _add(by_tier, spec.tier, tenant)
+            _add(by_series, spec.odoo.series, tenant)
+            _add(by_model, spec.deployment_model.value, tenant)
+        hosted: dict[str, list[Any]] = {}
+        for service in catalog.services.values():
+            if service.spec.cluster is not None:
+                _add(hosted, service.spec.cluster, service)
+        return cls(
+            tenants_by_database_service=_frozen(by_database),
+            tenants_by_service=_frozen(by_service),
+            tenants_by_cluster=_frozen(by_cluster),
+            tenants_by_environment=_frozen(by_environment),
+            tenants_by_tier=_frozen(by_tier),
+            tenants_by_odoo_series=_frozen(by_series),
+            tenants_by_deployment_model=_frozen(by_model),
+            services_by_cluster=_frozen(hosted),
+        )
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Catalog:
@@ -893,6 +965,22 @@ class Catalog:
     root: str
     entities: Mapping[str, Mapping[str, Entity[Any]]]
     dirty: bool = False
+    # Built on first use by `index`; not part of the catalog's identity or its constructor.
+    _index: CatalogIndex | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def index(self) -> CatalogIndex:
+        """Lookup tables (tenants by service, cluster, tier...), built on first use and kept.
+
+        A catalog is read-only once built, so the tables never go stale. Two threads racing
+        to the first use both build the same tables; either copy is kept.
+        """
+        index = self._index
+        if index is None:
+            index = CatalogIndex.of(self)
+            # Frozen dataclass: a cache is the one attribute set after construction.
+            object.__setattr__(self, "_index", index)
+        return index
 
     @property
     def tiers(self) -> Mapping[str, Entity[TierSpec]]:
