@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,11 @@ class App:
     def _load(self, *, explicit: bool, ctx: Context) -> catalog_model.Catalog:
         loaded = load_catalog(self.settings, self.catalog_dir)
         catalog_service.record_load(self.engine, loaded, ctx, explicit=explicit)
+        # The catalog lives as long as the process (or until a reload): move it out of the
+        # cyclic collector's reach, whose full passes would otherwise walk all of it (about
+        # 200 ms at 10,000 tenants) in the middle of requests. Reference counting still
+        # frees a replaced catalog.
+        gc.freeze()
         return loaded
 
     def signing_key(self) -> Ed25519PrivateKey:
