@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from changegate.adapters.yamlsource import SourceDocument
     from changegate.domain.audit import AuditEvent
     from changegate.domain.changes import ChangeRequest
+    from changegate.services.impact import ChangeImpact
     from changegate.settings import Settings
 
 app = typer.Typer(
@@ -235,6 +236,127 @@ def _show_human(
     )
 
 
+# How much of an impact the human view lists before "… and N more (use --json)".
+IMPACT_TENANT_ROWS = 20
+IMPACT_LIST_ITEMS = 8
+IMPACT_BUSINESS_SERVICES = 12
+
+# The reason wraps rather than being cut; on a narrow terminal the model and cluster columns
+# go first (the counts by model and the clusters are listed above the table), then the tier.
+IMPACT_COLUMNS = (
+    output.Column("TENANT"),
+    output.Column("TIER", drop=2),
+    output.Column("MODEL", drop=3, min_width=12),
+    output.Column("CLUSTER", drop=4, min_width=14),
+    output.Column("WHY (first path)", min_width=28, wrap=True),
+    output.Column("MORE", drop=1, justify="right"),
+)
+
+
+def _more(count: int) -> str:
+    return f"… and {count} more (use --json)"
+
+
+def _capped(lines: list[str], limit: int) -> str:
+    """The first `limit` lines, then how many were left out; `-` when there are none."""
+    if len(lines) > limit:
+        lines = [*lines[:limit], _more(len(lines) - limit)]
+    return "\n".join(lines) or "-"
+
+
+def _digest(value: str) -> str:
+    """A catalog digest shortened for reading: `sha256:` and 12 hex digits."""
+    algorithm, sep, digits = value.partition(":")
+    return f"{algorithm}:{digits[:12]}…" if sep and len(digits) > 12 else value
+
+
+def _catalog_line(found: ChangeImpact) -> str:
+    now = found.impact.catalog_digest
+    filed = found.change_catalog_digest
+    if filed == now:
+        return f"{_digest(now)}, the one the change was filed against"
+    if filed is None:
+        return f"{_digest(now)}; the change does not record the catalog it was filed against"
+    return (
+        f"{_digest(now)} now; the change was filed against {_digest(filed)}: "
+        "targets may have moved since"
+    )
+
+
+def _impact_human(found: ChangeImpact) -> None:
+    result = found.impact
+    console = output.console()
+    console.print(
+        Text(
+            f"{found.change_id}  impact of a {result.category.value} change in "
+            f"{result.environment}",
+            style="bold",
+        )
+    )
+    console.print(Text(result.summary))
+    console.print()
+    services = [
+        f"{ident}: {s.type.value}, {'shared' if s.shared else 'dedicated'}, "
+        f"{s.tenants} tenant{'' if s.tenants == 1 else 's'}; {s.paths[0].reason}"
+        for ident, s in result.services.items()
+    ]
+    clusters = [
+        f"{ident}: {c.mode.value}, {c.tenants} affected tenant{'' if c.tenants == 1 else 's'}"
+        + (", targeted" if c.targeted else "")
+        for ident, c in result.clusters.items()
+    ]
+    business = sorted(result.business_services.items(), key=lambda item: (-len(item[1]), item[0]))
+    business_text = ", ".join(
+        f"{name} ({len(tenants)})" for name, tenants in business[:IMPACT_BUSINESS_SERVICES]
+    )
+    if len(business) > IMPACT_BUSINESS_SERVICES:
+        business_text += "\n" + _more(len(business) - IMPACT_BUSINESS_SERVICES)
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
+    rows: list[tuple[str, str]] = [
+        ("scope", f"{result.scope.value}: {result.scope_reason}"),
+        ("by tier", ", ".join(f"{tier} {n}" for tier, n in result.by_tier.items()) or "-"),
+        (
+            "by model",
+            ", ".join(f"{model} {n}" for model, n in result.by_deployment_model.items()) or "-",
+        ),
+        ("environments", ", ".join(result.environments) or "-"),
+        ("services", _capped(services, IMPACT_LIST_ITEMS)),
+        ("clusters", _capped(clusters, IMPACT_LIST_ITEMS)),
+        ("business", business_text or "-"),
+        ("catalog", _catalog_line(found)),
+        ("warnings", "\n".join(result.warnings) or "-"),
+    ]
+    for key, value in rows:
+        fields.add_row(key, Text(value))
+    console.print(fields)
+    console.print()
+    tenants = len(result.tenants)
+    console.print(Text(f"Tenants ({tenants}, heaviest tier first)", style="bold"))
+    if not tenants:
+        output.out("none")
+        return
+    rank = {tier: index for index, tier in enumerate(result.by_tier)}
+    ordered = sorted(result.tenants.values(), key=lambda t: (rank.get(t.tier, len(rank)), t.id))
+    output.print_table(
+        IMPACT_COLUMNS,
+        [
+            [
+                t.id,
+                t.tier,
+                t.deployment_model.value,
+                t.cluster,
+                t.paths[0].reason,
+                f"+{len(t.paths) - 1}" if len(t.paths) > 1 else "",
+            ]
+            for t in ordered[:IMPACT_TENANT_ROWS]
+        ],
+    )
+    if tenants > IMPACT_TENANT_ROWS:
+        output.out(_more(tenants - IMPACT_TENANT_ROWS))
+
+
 LIST_COLUMNS = (
     output.Column("ID"),
     output.Column("STATE"),
@@ -377,6 +499,25 @@ def show(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False) -> 
         )
         return
     _show_human(change, comments, history)
+
+
+@app.command("impact")
+def impact(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False) -> None:
+    """Who the change can hurt and why, analysed against the catalog loaded now.
+
+    Tenants, business services, shared services and clusters, each with the paths that
+    reach it; --json prints what the API's GET /api/v1/changes/ID/impact answers.
+    """
+    from changegate.services import impact as impact_service
+
+    state = runtime.json_mode(ctx, as_json)
+    service_ctx = state.context()
+    app_ = state.app()
+    found = impact_service.impact(app_.engine, app_.catalog(), service_ctx, change_id)
+    if as_json:
+        output.emit_json(found.as_dict())
+        return
+    _impact_human(found)
 
 
 def _unique_keys(name: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
