@@ -324,72 +324,52 @@ _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
-    "/{change_id}/submit",
-    summary="Submit a draft",
-    response_model=None,
-    responses=_ACTION_RESPONSES,
+# The four lifecycle shortcuts share one endpoint shape; each is registered under its own path,
+# summary and docstring so the OpenAPI document and the permission walk see four operations.
+_ACTIONS = (
+    (
+        "submit",
+        "Submit a draft",
+        "Send a draft on: normal and standard to assess, emergency to authorize.",
+    ),
+    ("cancel", "Cancel a change", "Cancel a change that is not final yet."),
+    (
+        "hold",
+        "Put a change on hold",
+        "Put a change on hold; resume brings it back to the state it was held from.",
+    ),
+    (
+        "resume",
+        "Take a change off hold",
+        "Take a change off hold, back to the state it was held from.",
+    ),
 )
-def submit(
-    change_id: ChangeId,
-    ctx: Moving,
-    app: AppDep,
-    body: ActionBody = None,
-    if_match: IfMatch = None,
-) -> JSONResponse:
-    """Send a draft on: normal and standard to assess, emergency to authorize."""
-    return _action(app=app, ctx=ctx, text=change_id, body=body, if_match=if_match, action="submit")
 
 
-@router.post(
-    "/{change_id}/cancel",
-    summary="Cancel a change",
-    response_model=None,
-    responses=_ACTION_RESPONSES,
-)
-def cancel(
-    change_id: ChangeId,
-    ctx: Moving,
-    app: AppDep,
-    body: ActionBody = None,
-    if_match: IfMatch = None,
-) -> JSONResponse:
-    """Cancel a change that is not final yet."""
-    return _action(app=app, ctx=ctx, text=change_id, body=body, if_match=if_match, action="cancel")
+def _register_action(action: str, summary: str, doc: str) -> None:
+    def endpoint(
+        change_id: ChangeId,
+        ctx: Moving,
+        app: AppDep,
+        body: ActionBody = None,
+        if_match: IfMatch = None,
+    ) -> JSONResponse:
+        return _action(
+            app=app, ctx=ctx, text=change_id, body=body, if_match=if_match, action=action
+        )
+
+    endpoint.__name__ = endpoint.__qualname__ = action
+    endpoint.__doc__ = doc
+    router.post(
+        f"/{{change_id}}/{action}",
+        summary=summary,
+        response_model=None,
+        responses=_ACTION_RESPONSES,
+    )(endpoint)
 
 
-@router.post(
-    "/{change_id}/hold",
-    summary="Put a change on hold",
-    response_model=None,
-    responses=_ACTION_RESPONSES,
-)
-def hold(
-    change_id: ChangeId,
-    ctx: Moving,
-    app: AppDep,
-    body: ActionBody = None,
-    if_match: IfMatch = None,
-) -> JSONResponse:
-    """Put a change on hold; resume brings it back to the state it was held from."""
-    return _action(app=app, ctx=ctx, text=change_id, body=body, if_match=if_match, action="hold")
-
-
-@router.post(
-    "/{change_id}/resume",
-    summary="Take a change off hold",
-    response_model=None,
-    responses=_ACTION_RESPONSES,
-)
-def resume(
-    change_id: ChangeId,
-    ctx: Moving,
-    app: AppDep,
-    body: ActionBody = None,
-    if_match: IfMatch = None,
-) -> JSONResponse:
-    """Take a change off hold, back to the state it was held from."""
-    return _action(app=app, ctx=ctx, text=change_id, body=body, if_match=if_match, action="resume")
+for _name, _summary, _doc in _ACTIONS:
+    _register_action(_name, _summary, _doc)
 
 
 def comment_body(comment: dict[str, Any]) -> dict[str, Any]:
