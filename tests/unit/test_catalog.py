@@ -44,6 +44,7 @@ def test_every_kind_is_built_from_a_valid_platform() -> None:
         "teams": 1,
         "people": 3,
         "windows": 3,
+        "riskpolicies": 0,
     }
     assert set(catalog.KINDS) == {info.kind for info in catalog.REGISTRY}
     assert isinstance(built.tiers["gold"].spec, catalog.TierSpec)

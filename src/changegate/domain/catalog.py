@@ -1,4 +1,5 @@
-"""The platform catalog: tiers, environments, clusters, services, tenants, teams, people, windows.
+"""The platform catalog: tiers, environments, clusters, services, tenants, teams, people, windows
+and the risk policy.
 
 The catalog is code: YAML documents in the platform's Git repository, one entity each
 (`apiVersion: changegate.io/v1`, `kind`, `metadata.name`, `spec`). This module knows their
@@ -799,6 +800,181 @@ class WindowSpec(Spec):
                     yield Reference(("spec", "scope", name, index), kind, ident)
 
 
+# --------------------------------------------------------------------------- risk policy
+
+# Risk points: every weight of the policy is a whole number of points on the 0-100 scale.
+Points = Annotated[int, Field(ge=0, le=100)]
+# What a closed change adds to its team's success score: a bonus or a penalty.
+Bonus = Annotated[int, Field(ge=0, le=100)]
+Penalty = Annotated[int, Field(ge=-100, le=0)]
+
+# The inherent risk of each category: the defaults a RiskPolicy's `categories` overrides
+# one by one (docs/risk.md explains the table).
+DEFAULT_CATEGORY_POINTS: dict[Category, int] = {
+    Category.APPLICATION_RELEASE: 6,
+    Category.MODULE_UPDATE: 6,
+    Category.ODOO_UPGRADE: 15,
+    Category.INFRASTRUCTURE: 10,
+    Category.KUBERNETES: 10,
+    Category.SECURITY_PATCH: 6,
+    Category.DATABASE_CONFIG: 10,
+    Category.DATABASE_MIGRATION: 15,
+    Category.DATABASE_UPGRADE: 15,
+    Category.REDIS_CONFIG: 6,
+    Category.INGRESS_CONFIG: 8,
+    Category.SECRETS_ROTATION: 8,
+    Category.BACKUP_POLICY: 6,
+    Category.MONITORING: 3,
+    Category.TENANT_CONFIG: 2,
+}
+
+
+class RiskThresholds(_Strict):
+    """The lowest score of each class above low; a score below `medium` is low."""
+
+    medium: int = Field(default=25, ge=1, le=100)
+    high: int = Field(default=50, ge=1, le=100)
+    critical: int = Field(default=75, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _rising(self) -> RiskThresholds:
+        if not self.medium < self.high < self.critical:
+            raise _invalid(
+                f"thresholds must rise: medium < high < critical (got {self.medium}, "
+                f"{self.high}, {self.critical})"
+            )
+        return self
+
+
+class BlastRadiusPoints(_Strict):
+    """Points for the affected tenants, each weighing its tier's `risk_weight`."""
+
+    per_tier_weight: float = Field(default=1.0, ge=0, le=100)
+    max: Points = 20
+    platform_wide: Points = 10
+
+
+class CriticalityPoints(_Strict):
+    """Points added for the criticality of the affected service."""
+
+    low: Points = 0
+    medium: Points = 1
+    high: Points = 3
+    critical: Points = 5
+
+
+class ComponentPoints(_Strict):
+    """Points for the most critical kind of component a change touches."""
+
+    database: Points = 15
+    ingress: Points = 10
+    cache: Points = 6
+    storage: Points = 6
+    monitoring: Points = 3
+    application: Points = 3
+    criticality: CriticalityPoints = Field(default_factory=CriticalityPoints)
+
+
+def _merge_categories(value: dict[Category, int]) -> dict[Category, int]:
+    # A policy names only the categories it changes; the rest keep their defaults.
+    merged = DEFAULT_CATEGORY_POINTS | value
+    return {category: merged[category] for category in Category}
+
+
+class EnvironmentPoints(_Strict):
+    """Points for the environment: production or not, or a fixed value per environment."""
+
+    production: Points = 10
+    non_production: Points = 2
+    overrides: dict[EntityId, Points] = Field(default_factory=dict, max_length=1000)
+
+
+class RollbackPoints(_Strict):
+    """Points for a rollback that is missing, unrehearsed or impossible."""
+
+    no_plan: Points = 10
+    untested: Points = 5
+    irreversible: Points = 10
+
+
+class EvidencePoints(_Strict):
+    """Points for missing evidence: test plan, test results, the same artifacts in staging."""
+
+    no_test_plan: Points = 4
+    no_test_evidence: Points = 3
+    staging_unverified: Points = 5
+    staging_unknown: Points = 0
+
+
+class FindingPoints(_Strict):
+    """Points per policy finding, by severity, up to `max`."""
+
+    error: Points = 10
+    warning: Points = 3
+    max: Points = 20
+
+
+class ConflictPoints(_Strict):
+    """Points per calendar conflict, blocking or not, up to `max`."""
+
+    blocking: Points = 10
+    warning: Points = 3
+    max: Points = 15
+
+
+class IncidentPoints(_Strict):
+    """What an incident caused by a change adds to its team's success score, by severity."""
+
+    p1: Penalty = -10
+    p2: Penalty = -5
+    p3: Penalty = -2
+    p4: Penalty = 0
+    p5: Penalty = 0
+
+
+class HistoryPoints(_Strict):
+    """The team's change success score over a rolling period, and how it turns into risk.
+
+    Each closed change of the team in the change's category scores its close code plus its
+    incidents; the risk points are minus the score times `risk_per_score`, at most
+    `max_penalty` and at least minus `max_bonus`.
+    """
+
+    period_days: int = Field(default=90, ge=1, le=3650)
+    successful: Bonus = 3
+    successful_with_issues: Penalty = -2
+    unsuccessful: Penalty = -5
+    incidents: IncidentPoints = Field(default_factory=IncidentPoints)
+    risk_per_score: float = Field(default=1.0, ge=0, le=100)
+    max_penalty: Points = 15
+    max_bonus: Points = 5
+
+
+class RiskPolicySpec(Spec):
+    """The weights and class thresholds of risk scoring; every field has a default.
+
+    A catalog holds at most one RiskPolicy; without one the defaults apply (docs/risk.md).
+    """
+
+    description: Text = ""
+    thresholds: RiskThresholds = Field(default_factory=RiskThresholds)
+    blast_radius: BlastRadiusPoints = Field(default_factory=BlastRadiusPoints)
+    components: ComponentPoints = Field(default_factory=ComponentPoints)
+    categories: Annotated[dict[Category, Points], AfterValidator(_merge_categories)] = Field(
+        default_factory=lambda: dict(DEFAULT_CATEGORY_POINTS)
+    )
+    environment: EnvironmentPoints = Field(default_factory=EnvironmentPoints)
+    rollback: RollbackPoints = Field(default_factory=RollbackPoints)
+    evidence: EvidencePoints = Field(default_factory=EvidencePoints)
+    policy_findings: FindingPoints = Field(default_factory=FindingPoints)
+    calendar_conflicts: ConflictPoints = Field(default_factory=ConflictPoints)
+    history: HistoryPoints = Field(default_factory=HistoryPoints)
+
+    def references(self) -> Iterator[Reference]:
+        for ident in self.environment.overrides:
+            yield Reference(("spec", "environment", "overrides", ident), "Environment", ident)
+
+
 # --------------------------------------------------------------------------- entities
 
 SpecT = TypeVar("SpecT", bound=Spec)
@@ -1022,6 +1198,16 @@ class Catalog:
         """Windows by id, in file order."""
         return self.entities["Window"]
 
+    @property
+    def risk_policies(self) -> Mapping[str, Entity[RiskPolicySpec]]:
+        """Risk policies by id: none or one in a valid catalog."""
+        return self.entities["RiskPolicy"]
+
+    @property
+    def risk_policy(self) -> Entity[RiskPolicySpec] | None:
+        """The catalog's risk policy, or None when the defaults apply."""
+        return next(iter(self.risk_policies.values()), None)
+
     def get(self, kind: str, id: str) -> Entity[Any]:
         """The entity of that kind and id, or NotFound naming both."""
         name = normalize_kind(kind)
@@ -1214,6 +1400,18 @@ def _check_people(catalog: Catalog) -> Iterator[Finding]:
             yield Finding(person, ("spec", "tenants"), "only a customer-approver lists tenants")
 
 
+def _check_risk_policies(catalog: Catalog) -> Iterator[Finding]:
+    policies = list(catalog.risk_policies.values())
+    for extra in policies[1:]:
+        first = policies[0]
+        yield Finding(
+            extra,
+            ("metadata", "name"),
+            f"a catalog holds at most one RiskPolicy; {first.id!r} is defined at "
+            f"{first.file}:{first.line}",
+        )
+
+
 REGISTRY: tuple[KindInfo, ...] = (
     KindInfo("Tier", TierSpec, "tiers"),
     KindInfo("Environment", EnvironmentSpec, "environments", ("env", "envs"), _check_environments),
@@ -1223,6 +1421,13 @@ REGISTRY: tuple[KindInfo, ...] = (
     KindInfo("Team", TeamSpec, "teams", (), _check_teams),
     KindInfo("Person", PersonSpec, "people", ("persons",), _check_people),
     KindInfo("Window", WindowSpec, "windows", (), None),
+    KindInfo(
+        "RiskPolicy",
+        RiskPolicySpec,
+        "riskpolicies",
+        ("risk-policy", "risk-policies"),
+        _check_risk_policies,
+    ),
 )
 KINDS: dict[str, type[BaseModel]] = {info.kind: info.spec for info in REGISTRY}
 # The envelope model of each kind, so one validation covers a whole document.

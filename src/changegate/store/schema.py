@@ -107,3 +107,30 @@ catalog_state = sa.Table(
     sa.Column("git_commit", sa.String(64)),
     sa.Column("loaded_at", UtcDateTime, nullable=False),
 )
+
+# Risk assessments of changes: every run is kept (the latest counts), with what produced it.
+assessments = sa.Table(
+    "assessments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "change_id",
+        sa.Integer,
+        sa.ForeignKey("changes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("assessed_by", sa.String(128), nullable=False),
+    sa.Column("content_hash", sa.String(71), nullable=False),
+    sa.Column("catalog_digest", sa.String(71), nullable=False),
+    sa.Column("rule_version", sa.String(64), nullable=False),
+    sa.Column("policy_digest", sa.String(71), nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("risk_class", sa.String(16), nullable=False),
+    sa.Column("class_reason", sa.Text, nullable=False),
+    sa.Column("factors", sa.JSON, nullable=False),
+    sa.Column("impact", sa.JSON, nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,140 @@
+"""Use cases on risk assessments: assess a change, read its latest assessment, calibrate.
+
+Assessing reads the change and its team's history, computes outside any write lock (impact
+over thousands of tenants takes milliseconds, but a write transaction on SQLite blocks every
+other writer), then stores the assessment and its audit event in one transaction, provided
+the change was not edited or closed meanwhile.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from changegate.domain import catalog as catalog_model
+from changegate.domain import changes, impact, risk
+from changegate.domain.changes import ChangeRequest
+from changegate.domain.permissions import Permission
+from changegate.errors import Conflict, InvalidInput, NotFound, Problem, Refused
+from changegate.services import audit as audit_service
+from changegate.services.context import Context
+from changegate.store import assessments as assessment_store
+from changegate.store import changes as change_store
+from changegate.store import db
+
+
+def _assessable(change: ChangeRequest) -> None:
+    if change.state in changes.FINAL_STATES:
+        raise Refused(
+            f"{change.id} is {change.state.value}; a final change is not assessed again "
+            "(its latest assessment stands for the calibration report)"
+        )
+
+
+def _summary(assessment: risk.Assessment) -> dict[str, Any]:
+    """What the audit event records of an assessment."""
+    return {
+        "assessment_id": assessment.id,
+        "score": assessment.score,
+        "risk_class": assessment.risk_class.value,
+        "content_hash": assessment.content_hash,
+        "catalog_digest": assessment.catalog_digest,
+        "rule_version": assessment.rule_version,
+    }
+
+
+def assess(
+    engine: sa.Engine, catalog: catalog_model.Catalog, ctx: Context, change_id: str
+) -> risk.Assessment:
+    """Score a change's risk against the catalog, store the result and audit it.
+
+    Any state but closed and canceled may be assessed; every run is kept and the latest
+    counts. Refused for final changes; Conflict when the change is edited or closed while
+    being assessed (assess it again).
+    """
+    ctx.actor.require(Permission.CHANGES_TRANSITION)
+    number = changes.parse_id(change_id)
+    now = ctx.now()
+    policy = risk.RiskPolicy.of(catalog)
+    with engine.connect() as conn:
+        change = change_store.get(conn, number)
+        _assessable(change)
+        team = risk.team_of(catalog, change.requester)
+        since = now - policy.period
+        records = (
+            assessment_store.history(
+                conn,
+                requesters=risk.team_members(catalog, team),
+                category=change.spec.category,
+                since=since,
+            )
+            if team is not None
+            else []
+        )
+    history = risk.TeamHistory(
+        team=team, category=change.spec.category, since=since, records=tuple(records)
+    )
+    result = risk.assess(change, impact.analyze(catalog, change.spec), policy, history)
+    with db.transaction(engine) as conn:
+        current = change_store.get(conn, number)
+        _assessable(current)
+        if current.content_hash != change.content_hash:
+            raise Conflict(f"{change.id} was edited while it was assessed; assess it again")
+        previous = assessment_store.latest(conn, number)
+        stored = assessment_store.insert(
+            conn, number, result, assessed_by=ctx.actor.id, created_at=now
+        )
+        audit_service.record(
+            conn,
+            ctx,
+            "change.assessed",
+            "change",
+            stored.change_id,
+            _summary(previous) if previous is not None else None,
+            _summary(stored),
+        )
+    return stored
+
+
+def latest(engine: sa.Engine, ctx: Context, change_id: str) -> risk.Assessment:
+    """The newest assessment of a change; NotFound when the change was never assessed."""
+    ctx.actor.require(Permission.CHANGES_READ)
+    number = changes.parse_id(change_id)
+    with engine.connect() as conn:
+        change = change_store.get(conn, number)
+        found = assessment_store.latest(conn, number)
+    if found is None:
+        raise NotFound(f"{change.id} has not been assessed yet: assess it first")
+    return found
+
+
+def _aware(name: str, value: datetime | None) -> None:
+    if value is not None and value.tzinfo is None:
+        raise InvalidInput(
+            [Problem("needs a timezone offset, e.g. 2026-11-01T00:00:00Z", field=name)]
+        )
+
+
+def risk_calibration(
+    engine: sa.Engine,
+    ctx: Context,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """For changes closed in [since, until): per risk class, how many failed.
+
+    One row per class (low, medium, high, critical), then `unassessed` for closed changes
+    never assessed; the class is that of each change's latest assessment. `failed` counts
+    unsuccessful changes, `with_issues` successful-with-issues ones (not failures).
+    """
+    ctx.actor.require(Permission.CHANGES_READ)
+    _aware("since", since)
+    _aware("until", until)
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput([Problem("until must be after since", field="until")])
+    with engine.connect() as conn:
+        samples = assessment_store.calibration_samples(conn, since=since, until=until)
+    return [row.as_dict() for row in risk.calibrate(samples)]
