@@ -1,15 +1,17 @@
-"""Impact analysis benchmark: a change reaching about half of the platform's tenants.
+"""Impact + risk benchmark: a change reaching about half of the platform's tenants.
 
-    python bench/bench_impact.py [--tenants 10000] [--repeat 20]
+    python bench/bench_impact.py [--tenants 10000] [--repeat 20] [--freeze]
 
 Writes the sample platform with N tenants to a temporary folder and loads it (not timed),
 then builds a change whose targets reach about half the tenants: whole shared clusters (each
 tenant on them reached by its cluster and, in two steps, by the PostgreSQL, Redis and Traefik
 hosted there), the Redis of the next cluster, a selector and a few tenants by name. It times
 `impact.analyze` (first call, which also builds the catalog's lookup tables, then best and
-median of repeat) and `Impact.as_dict`, against a baseline taken in the same run: a bare loop
-over every tenant reading the spec attributes impact looks at. The target is 100 ms for
-impact plus risk at 10,000 tenants.
+median of repeat) and `Impact.as_dict`, then `risk.assess` on the same change after its
+impact (policy from `RiskPolicy.of(catalog)`, built once as the service builds it per call,
+and an empty team history) and impact + risk together, against a baseline taken in the same
+run: a bare loop over every tenant reading the spec attributes impact looks at. The target
+is 100 ms for impact plus risk at 10,000 tenants.
 
 Python's cyclic collector is left on, as in a server: after the load one `gc.collect()`
 settles the load's garbage, and "worst" shows whether a full collection (which walks the
@@ -25,12 +27,13 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from changegate.adapters import catalog_files, sample_platform
 from changegate.domain import catalog as catalog_model
-from changegate.domain import changes, impact
+from changegate.domain import changes, impact, risk
 
 
 def timings(repeat: int, action: Callable[[], object]) -> list[float]:
@@ -61,6 +64,15 @@ def bare_loop(catalog: catalog_model.Catalog) -> int:
         )
         count += len(values)
     return count
+
+
+def impact_and_risk(
+    catalog: catalog_model.Catalog, change: changes.ChangeRequest, history: risk.TeamHistory
+) -> risk.Assessment:
+    """What the assess service computes outside its transaction: impact, policy, risk."""
+    return risk.assess(
+        change, impact.analyze(catalog, change.spec), risk.RiskPolicy.of(catalog), history
+    )
 
 
 def half_the_platform(catalog: catalog_model.Catalog) -> dict[str, Any]:
@@ -155,6 +167,34 @@ def main() -> None:
     print(
         f"ratio b/a (best): {min(analyze) / min(baseline):.2f}; "
         f"median: {statistics.median(analyze) / statistics.median(baseline):.2f}"
+    )
+
+    change = changes.new_change(1, spec, "bench", datetime(2026, 11, 2, tzinfo=UTC))
+    history = risk.TeamHistory.empty(spec.category)
+    policy = risk.RiskPolicy.of(catalog)
+    assessment = risk.assess(change, result, policy, history)
+    print(
+        f"risk: score {assessment.score} {assessment.risk_class.value}; "
+        + ", ".join(f"{f.name} {f.points:+d}" for f in assessment.factors)
+    )
+    policies = timings(args.repeat, lambda: risk.RiskPolicy.of(catalog))
+    scoring = timings(args.repeat, lambda: risk.assess(change, result, policy, history))
+    both = timings(args.repeat, lambda: impact_and_risk(catalog, change, history))
+    print(
+        f"(d) RiskPolicy.of: best {min(policies) * 1e3:.3f} ms, "
+        f"median {statistics.median(policies) * 1e3:.3f} ms"
+    )
+    print(
+        f"(e) risk.assess after impact: best {min(scoring) * 1e3:.3f} ms, "
+        f"median {statistics.median(scoring) * 1e3:.3f} ms, worst {max(scoring) * 1e3:.3f} ms"
+    )
+    print(
+        f"(f) impact + risk (analyze, policy, assess): best {min(both) * 1e3:.2f} ms, "
+        f"median {statistics.median(both) * 1e3:.2f} ms, worst {max(both) * 1e3:.2f} ms"
+    )
+    print(
+        f"ratio f/a (best): {min(both) / min(baseline):.2f}; "
+        f"median: {statistics.median(both) / statistics.median(baseline):.2f}"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,12 +17,16 @@ from rich.text import Text
 from changegate.cli import output, runtime
 from changegate.domain import changes
 from changegate.domain.changes import Category, ChangeState, ChangeType, CloseCode
-from changegate.errors import InvalidInput, PayloadTooLarge, Problem
+from changegate.errors import InvalidInput, NotFound, PayloadTooLarge, Problem
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from changegate.adapters.yamlsource import SourceDocument
     from changegate.domain.audit import AuditEvent
     from changegate.domain.changes import ChangeRequest
+    from changegate.domain.risk import Assessment
+    from changegate.services.context import Context
     from changegate.services.impact import ChangeImpact
     from changegate.settings import Settings
 
@@ -156,11 +160,33 @@ def _summary(event: AuditEvent) -> str:
     if event.action == "change.edited":
         fields = sorted(k for k in after if k not in ("version", "content_hash"))
         return "changed " + (", ".join(fields) or "nothing")
+    if event.action == "change.assessed":
+        return (
+            f"risk {after.get('score', '?')} ({after.get('risk_class', '?')}), "
+            f"assessment #{after.get('assessment_id', '?')}"
+        )
     return ", ".join(sorted(after))
 
 
+def _risk_line(change: ChangeRequest, assessment: Assessment | None) -> str:
+    """The latest assessment in one line, for `change show`; says when it predates an edit."""
+    if assessment is None:
+        return "not assessed (changegate change assess ID)"
+    line = (
+        f"{assessment.score} {assessment.risk_class.value} "
+        f"(assessment #{assessment.id}, {_when(assessment.created_at)}, "
+        f"by {assessment.assessed_by or '-'})"
+    )
+    if assessment.content_hash != change.content_hash:
+        line += "; the change was edited since: assess it again"
+    return line
+
+
 def _show_human(
-    change: ChangeRequest, comments: list[dict[str, Any]], history: list[AuditEvent]
+    change: ChangeRequest,
+    comments: list[dict[str, Any]],
+    history: list[AuditEvent],
+    assessment: Assessment | None = None,
 ) -> None:
     spec = change.spec
     console = output.console()
@@ -180,6 +206,7 @@ def _show_human(
             "allowed next",
             ", ".join(s.value for s in changes.allowed_next(change)) or "none (final state)",
         ),
+        ("risk", _risk_line(change, assessment)),
         ("type", spec.type.value),
         ("category", spec.category.value),
         ("environment", spec.environment),
@@ -498,7 +525,7 @@ def show(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False) -> 
             }
         )
         return
-    _show_human(change, comments, history)
+    _show_human(change, comments, history, _latest_assessment(engine, service_ctx, change.id))
 
 
 @app.command("impact")
@@ -518,6 +545,79 @@ def impact(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False) -
         output.emit_json(found.as_dict())
         return
     _impact_human(found)
+
+
+@app.command("assess")
+def assess(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False) -> None:
+    """Score the change's risk now and show the breakdown (the run is kept and audited).
+
+    The score, its class and why, then every factor with its points and reason (they sum
+    to the score), the catalog digest and the rule version it was computed with. --json
+    prints what the API's POST /api/v1/changes/ID/assessments answers.
+    """
+    from changegate.services import assessments as assessment_service
+
+    state = runtime.json_mode(ctx, as_json)
+    service_ctx = state.context()
+    app_ = state.app()
+    found = assessment_service.assess(app_.engine, app_.catalog(), service_ctx, change_id)
+    if as_json:
+        output.emit_json(found.as_dict())
+        return
+    _assess_human(found)
+
+
+def _latest_assessment(engine: sa.Engine, ctx: Context, change_id: str) -> Assessment | None:
+    """The change's latest assessment, or None when it was never assessed."""
+    from changegate.services import assessments as assessment_service
+
+    try:
+        return assessment_service.latest(engine, ctx, change_id)
+    except NotFound:
+        return None
+
+
+# On a narrow terminal the reason keeps at least this many columns (it wraps, never cut).
+ASSESS_COLUMNS = (
+    output.Column("POINTS", justify="right"),
+    output.Column("FACTOR"),
+    output.Column("REASON", min_width=24, wrap=True),
+)
+
+
+def _assess_human(found: Assessment) -> None:
+    console = output.console()
+    console.print(
+        Text(
+            f"{found.change_id}  risk {found.score}/100  {found.risk_class.value}",
+            style="bold",
+        )
+    )
+    policy = found.inputs.get("policy") if isinstance(found.inputs, Mapping) else None
+    source = policy.get("source") if isinstance(policy, Mapping) else None
+    impact_summary = found.impact.get("summary") if isinstance(found.impact, Mapping) else None
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
+    rows: list[tuple[str, str]] = [
+        ("class", found.class_reason),
+        ("impact", str(impact_summary or "-")),
+        ("catalog", found.catalog_digest),
+        ("rules", found.rule_version + (f" ({source})" if source else "")),
+        (
+            "run",
+            f"assessment #{found.id}, {_when(found.created_at)}, by {found.assessed_by or '-'}",
+        ),
+    ]
+    for key, value in rows:
+        fields.add_row(key, Text(value))
+    console.print(fields)
+    console.print()
+    output.print_table(
+        ASSESS_COLUMNS,
+        [[f"{f.points:+d}", f.name, f.reason] for f in found.factors]
+        + [[f"{found.score}", "score", "the sum of the points above"]],
+    )
 
 
 def _unique_keys(name: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:

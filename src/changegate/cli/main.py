@@ -20,7 +20,7 @@ from changegate import __version__
 from changegate.cli import audit as audit_cli
 from changegate.cli import catalog as catalog_cli
 from changegate.cli import changes as changes_cli
-from changegate.cli import output, runtime
+from changegate.cli import output, reports, runtime
 from changegate.errors import ChangegateError
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ app = typer.Typer(
 app.add_typer(catalog_cli.app, name="catalog")
 app.add_typer(changes_cli.app, name="change")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(reports.app, name="report")
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
