@@ -628,7 +628,7 @@ def test_the_examples_in_docs_catalog_md_form_a_valid_catalog(tmp_path: Path) ->
     text = (Path(__file__).parents[2] / "docs" / "catalog.md").read_text()
     blocks = [block.split("```", 1)[0] for block in text.split("```yaml\n")[1:]]
     examples = [block for block in blocks if "kind:" in block and "spec: {}" not in block]
-    assert len(examples) == 9  # one block per kind
+    assert len(examples) == 11  # one block per kind
     for number, block in enumerate(examples):
         (tmp_path / f"example-{number}.yaml").write_text(block)
     counts = catalog_files.load_catalog(tmp_path).as_dict()["counts"]
@@ -642,4 +642,6 @@ def test_the_examples_in_docs_catalog_md_form_a_valid_catalog(tmp_path: Path) ->
         "people": 2,
         "windows": 4,
         "riskpolicies": 1,
+        "approvalpolicies": 1,
+        "standardtemplates": 1,
     }

@@ -1,5 +1,5 @@
-"""The platform catalog: tiers, environments, clusters, services, tenants, teams, people, windows
-and the risk policy.
+"""The platform catalog: tiers, environments, clusters, services, tenants, teams, people, windows,
+the risk and approval policies and the standard change templates.
 
 The catalog is code: YAML documents in the platform's Git repository, one entity each
 (`apiVersion: changegate.io/v1`, `kind`, `metadata.name`, `spec`). This module knows their
@@ -975,6 +975,274 @@ class RiskPolicySpec(Spec):
             yield Reference(("spec", "environment", "overrides", ident), "Environment", ident)
 
 
+# --------------------------------------------------------------------------- approval policy
+
+# The risk classes by name, lowest first: the values of risk.RiskClass, which the catalog
+# cannot import (risk imports the catalog); a unit test keeps the two in step.
+RISK_CLASSES: tuple[str, ...] = ("low", "medium", "high", "critical")
+RiskClassName = Literal["low", "medium", "high", "critical"]
+
+# The roles an approval group may ask for. Customer approvers are asked for per tenant
+# (`customer_approvers`); requesters, implementers, auditors and admins approve nothing.
+APPROVING_ROLES: tuple[Role, ...] = (
+    Role.APPROVER,
+    Role.CAB,
+    Role.PLATFORM_LEAD,
+    Role.EMERGENCY_APPROVER,
+)
+
+
+def _approving_role(role: Role) -> Role:
+    if role is Role.CUSTOMER_APPROVER:
+        raise _invalid(
+            "customer approvers are asked for per tenant: use customer_approvers: "
+            "dedicated-tenants (or all-tenants) instead of role"
+        )
+    if role not in APPROVING_ROLES:
+        allowed = ", ".join(r.value for r in APPROVING_ROLES)
+        raise _invalid(f"a {role.value} approves nothing; the role is one of {allowed}")
+    return role
+
+
+ApprovingRole = Annotated[Role, AfterValidator(_approving_role)]
+
+
+class CustomerApprovers(StrEnum):
+    """Which affected tenants need their own customer approvers' consent."""
+
+    DEDICATED_TENANTS = "dedicated-tenants"  # dedicated-namespace and dedicated-cluster
+    ALL_TENANTS = "all-tenants"
+
+
+class ApprovalMatch(_Strict):
+    """When a rule applies: every condition given holds; a list holds for any of its values.
+
+    An empty match holds for every change. `deployment_models` holds when at least one
+    affected tenant has one of the models; `risk_classes` never holds for a change that has
+    not been assessed; `production` is the change environment's flag (an environment the
+    catalog does not know counts as production).
+    """
+
+    types: Annotated[list[ChangeType], AfterValidator(_unique)] = Field(
+        default_factory=list, max_length=3
+    )
+    categories: Annotated[list[Category], AfterValidator(_unique)] = Field(
+        default_factory=list, max_length=50
+    )
+    risk_classes: Annotated[list[RiskClassName], AfterValidator(_unique)] = Field(
+        default_factory=list, max_length=4
+    )
+    environments: IdList = _ids(1000)
+    deployment_models: Annotated[list[DeploymentModel], AfterValidator(_unique)] = Field(
+        default_factory=list, max_length=3
+    )
+    production: bool | None = None
+
+
+class ApprovalGroup(_Strict):
+    """Who must approve: `count` people holding `role`, or `count` customer approvers of each
+    affected tenant that `customer_approvers` selects (one of the two)."""
+
+    role: ApprovingRole | None = None
+    customer_approvers: CustomerApprovers | None = None
+    count: int = Field(default=1, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ApprovalGroup:
+        if (self.role is None) is (self.customer_approvers is None):
+            raise _invalid("a group gives role or customer_approvers (exactly one of them)")
+        return self
+
+    @property
+    def key(self) -> str:
+        """`cab`, or `customer-approvers:dedicated-tenants`: what the group asks for."""
+        if self.role is not None:
+            return self.role.value
+        assert self.customer_approvers is not None
+        return f"customer-approvers:{self.customer_approvers.value}"
+
+
+class ApprovalRule(_Strict):
+    """A named rule: when it applies, and the groups whose approvals it then requires."""
+
+    name: Slug
+    description: Text = ""
+    when: ApprovalMatch = Field(default_factory=ApprovalMatch)
+    require: list[ApprovalGroup] = Field(min_length=1, max_length=20)
+
+    @field_validator("require")
+    @classmethod
+    def _distinct_groups(cls, groups: list[ApprovalGroup]) -> list[ApprovalGroup]:
+        _unique([group.key for group in groups])
+        return groups
+
+
+class RetrospectiveReview(_Strict):
+    """The review every emergency change gets after the fact: by whom, and how soon."""
+
+    within: Duration = Field(default=timedelta(hours=48))
+    role: ApprovingRole = Role.CAB
+
+
+def _rule(name: str, description: str, when: ApprovalMatch, *groups: ApprovalGroup) -> ApprovalRule:
+    return ApprovalRule(name=name, description=description, when=when, require=list(groups))
+
+
+_PLANNED = [ChangeType.NORMAL, ChangeType.STANDARD]
+
+# The rules without an ApprovalPolicy (docs/approvals.md has the table). A standard change
+# here is one no template covers: it is approved like a normal change.
+DEFAULT_APPROVAL_RULES: tuple[ApprovalRule, ...] = (
+    _rule(
+        "low-risk",
+        "A low-risk change: one peer approver.",
+        ApprovalMatch(types=_PLANNED, risk_classes=["low"]),
+        ApprovalGroup(role=Role.APPROVER),
+    ),
+    _rule(
+        "medium-risk",
+        "A medium-risk change: one approver.",
+        ApprovalMatch(types=_PLANNED, risk_classes=["medium"]),
+        ApprovalGroup(role=Role.APPROVER),
+    ),
+    _rule(
+        "high-risk",
+        "A high-risk change: a platform lead and a CAB member.",
+        ApprovalMatch(types=_PLANNED, risk_classes=["high"]),
+        ApprovalGroup(role=Role.PLATFORM_LEAD),
+        ApprovalGroup(role=Role.CAB),
+    ),
+    _rule(
+        "critical-risk",
+        "A critical change: a CAB quorum of two, a platform lead, and the customer "
+        "approvers of every affected dedicated tenant whose business services are touched.",
+        ApprovalMatch(types=_PLANNED, risk_classes=["critical"]),
+        ApprovalGroup(role=Role.CAB, count=2),
+        ApprovalGroup(role=Role.PLATFORM_LEAD),
+        ApprovalGroup(customer_approvers=CustomerApprovers.DEDICATED_TENANTS),
+    ),
+    _rule(
+        "emergency",
+        "An emergency change: one emergency approver now, a CAB retrospective after.",
+        ApprovalMatch(types=[ChangeType.EMERGENCY]),
+        ApprovalGroup(role=Role.EMERGENCY_APPROVER),
+    ),
+)
+
+
+class ApprovalPolicySpec(Spec):
+    """Who must approve which change, and for how long an approval holds.
+
+    A catalog holds at most one ApprovalPolicy; without one the defaults apply. Every rule
+    whose `when` holds applies, and their requirements add up (docs/approvals.md). `rules`
+    left out means the default rules; given, they replace the defaults unless
+    `include_default_rules` keeps the defaults first.
+    """
+
+    description: Text = ""
+    rules: Annotated[list[ApprovalRule], Field(min_length=1, max_length=500)] | None = None
+    include_default_rules: bool = False
+    expire_after: Duration = Field(default=timedelta(days=14))
+    retrospective: RetrospectiveReview = Field(default_factory=RetrospectiveReview)
+
+    @model_validator(mode="after")
+    def _rule_names(self) -> ApprovalPolicySpec:
+        if self.include_default_rules and self.rules is None:
+            raise _invalid("include_default_rules adds the defaults to rules; give rules too")
+        names = [rule.name for rule in self.effective_rules()]
+        if len(set(names)) != len(names):
+            defaults = {rule.name for rule in DEFAULT_APPROVAL_RULES}
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    clash = (
+                        " (a default rule's name)"
+                        if self.include_default_rules and (name in defaults)
+                        else ""
+                    )
+                    raise _invalid(f"rule name {name!r} is used twice{clash}")
+                seen.add(name)
+        return self
+
+    def effective_rules(self) -> tuple[ApprovalRule, ...]:
+        """The rules that apply, in order: the defaults, the given rules, or both."""
+        if self.rules is None:
+            return DEFAULT_APPROVAL_RULES
+        if self.include_default_rules:
+            return (*DEFAULT_APPROVAL_RULES, *self.rules)
+        return tuple(self.rules)
+
+    def references(self) -> Iterator[Reference]:
+        for index, rule in enumerate(self.rules or ()):
+            for position, ident in enumerate(rule.when.environments):
+                path = ("spec", "rules", index, "when", "environments", position)
+                yield Reference(path, "Environment", ident)
+
+
+# --------------------------------------------------------------------------- standard templates
+
+
+class CountRange(_Strict):
+    """From `min` to `max` items, both included."""
+
+    min: int = Field(default=0, ge=0, le=100_000)
+    max: int = Field(default=0, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CountRange:
+        if self.max < self.min:
+            raise _invalid(f"max ({self.max}) must be at least min ({self.min})")
+        return self
+
+
+class TargetShape(_Strict):
+    """What a change from a template may target. Nothing by default: a template allows only
+    what it names (how many tenants, services, clusters; selectors; the service types)."""
+
+    tenants: CountRange = Field(default_factory=CountRange)
+    services: CountRange = Field(default_factory=CountRange)
+    clusters: CountRange = Field(default_factory=CountRange)
+    selectors: bool = False
+    service_types: Annotated[list[ServiceType], AfterValidator(_unique)] = Field(
+        default_factory=list, max_length=len(ServiceType)
+    )
+
+    @model_validator(mode="after")
+    def _allows_something(self) -> TargetShape:
+        if not (self.tenants.max or self.services.max or self.clusters.max or self.selectors):
+            raise _invalid(
+                "the template allows no target: give a max for tenants, services "
+                "or clusters, or selectors: true"
+            )
+        return self
+
+
+class StandardTemplateSpec(Spec):
+    """A pre-approved standard change: a change that fits it and whose assessed risk is at
+    most `max_risk_class` is authorized without approvals (docs/approvals.md).
+
+    `metadata.name` names the template; `version` goes up whenever its meaning changes, and
+    every change authorized from it records the name and version it matched.
+    """
+
+    display_name: Name
+    description: Text = ""
+    version: int = Field(ge=1, le=1_000_000)
+    owner: EntityId | None = None
+    categories: Annotated[list[Category], AfterValidator(_unique)] = Field(
+        min_length=1, max_length=len(Category)
+    )
+    environments: IdList = _ids(1000)
+    targets: TargetShape
+    max_risk_class: RiskClassName
+    procedure: Text = ""
+
+    def references(self) -> Iterator[Reference]:
+        if self.owner is not None:
+            yield Reference(("spec", "owner"), "Team", self.owner)
+        yield from _refs("Environment", "environments", self.environments)
+
+
 # --------------------------------------------------------------------------- entities
 
 SpecT = TypeVar("SpecT", bound=Spec)
@@ -1208,6 +1476,21 @@ class Catalog:
         """The catalog's risk policy, or None when the defaults apply."""
         return next(iter(self.risk_policies.values()), None)
 
+    @property
+    def approval_policies(self) -> Mapping[str, Entity[ApprovalPolicySpec]]:
+        """Approval policies by id: none or one in a valid catalog."""
+        return self.entities["ApprovalPolicy"]
+
+    @property
+    def approval_policy(self) -> Entity[ApprovalPolicySpec] | None:
+        """The catalog's approval policy, or None when the default rules apply."""
+        return next(iter(self.approval_policies.values()), None)
+
+    @property
+    def standard_templates(self) -> Mapping[str, Entity[StandardTemplateSpec]]:
+        """Pre-approved standard change templates by name, in file order."""
+        return self.entities["StandardTemplate"]
+
     def get(self, kind: str, id: str) -> Entity[Any]:
         """The entity of that kind and id, or NotFound naming both."""
         name = normalize_kind(kind)
@@ -1412,6 +1695,18 @@ def _check_risk_policies(catalog: Catalog) -> Iterator[Finding]:
         )
 
 
+def _check_approval_policies(catalog: Catalog) -> Iterator[Finding]:
+    policies = list(catalog.approval_policies.values())
+    for extra in policies[1:]:
+        first = policies[0]
+        yield Finding(
+            extra,
+            ("metadata", "name"),
+            f"a catalog holds at most one ApprovalPolicy; {first.id!r} is defined at "
+            f"{first.file}:{first.line}",
+        )
+
+
 REGISTRY: tuple[KindInfo, ...] = (
     KindInfo("Tier", TierSpec, "tiers"),
     KindInfo("Environment", EnvironmentSpec, "environments", ("env", "envs"), _check_environments),
@@ -1427,6 +1722,19 @@ REGISTRY: tuple[KindInfo, ...] = (
         "riskpolicies",
         ("risk-policy", "risk-policies"),
         _check_risk_policies,
+    ),
+    KindInfo(
+        "ApprovalPolicy",
+        ApprovalPolicySpec,
+        "approvalpolicies",
+        ("approval-policy", "approval-policies"),
+        _check_approval_policies,
+    ),
+    KindInfo(
+        "StandardTemplate",
+        StandardTemplateSpec,
+        "standardtemplates",
+        ("standard-template", "standard-templates", "template", "templates"),
     ),
 )
 KINDS: dict[str, type[BaseModel]] = {info.kind: info.spec for info in REGISTRY}
