@@ -261,24 +261,43 @@ def transition(
     number = changes.parse_id(change_id)
     with db.transaction(engine) as conn:
         current = change_store.get(conn, number)
-        version = _check_version(current, expected_version)
-        moved = changes.transition(
-            current, target, ctx.now(), close_code=code, close_notes=close_notes
+        _check_version(current, expected_version)
+        return apply_transition(
+            conn, ctx, current, target, close_code=code, close_notes=close_notes, reason=reason
         )
-        change_store.update(conn, moved, version)
-        rejected = changes.is_rejection(current.state, moved.state)
-        before = {"state": current.state.value, "version": current.version}
-        after: dict[str, Any] = {"state": moved.state.value, "version": moved.version}
-        if reason:
-            after["reason"] = reason
-        if code is not None:
-            after["close_code"] = code.value
-            after["close_notes"] = moved.close_notes
-        if rejected:
-            # Approvals arrive with a later issue; the rejection event is where they end.
-            after["pending_approvals_canceled"] = True
-        action = "change.rejected" if rejected else "change.transitioned"
-        _audit(conn, ctx, action, moved.id, before, after)
+
+
+def apply_transition(
+    conn: sa.Connection,
+    ctx: Context,
+    current: ChangeRequest,
+    target: ChangeState,
+    *,
+    close_code: CloseCode | None = None,
+    close_notes: str | None = None,
+    reason: str | None = None,
+) -> ChangeRequest:
+    """`transition`'s move and audit event inside the caller's transaction, guarded by the
+    version of `current` (read in that transaction). Permission and text checks are the
+    caller's."""
+    moved = changes.transition(
+        current, target, ctx.now(), close_code=close_code, close_notes=close_notes
+    )
+    change_store.update(conn, moved, current.version)
+    rejected = changes.is_rejection(current.state, moved.state)
+    before = {"state": current.state.value, "version": current.version}
+    after: dict[str, Any] = {"state": moved.state.value, "version": moved.version}
+    if reason:
+        after["reason"] = reason
+    if close_code is not None:
+        after["close_code"] = close_code.value
+        after["close_notes"] = moved.close_notes
+    if rejected:
+        # The rejection event is where pending approvals end: they name the content
+        # they approved and count only while the change waits in Authorize.
+        after["pending_approvals_canceled"] = True
+    action = "change.rejected" if rejected else "change.transitioned"
+    _audit(conn, ctx, action, moved.id, before, after)
     return moved
 
 

@@ -134,3 +134,33 @@ assessments = sa.Table(
     sa.Column("inputs", sa.JSON, nullable=False),
     sqlite_autoincrement=True,
 )
+
+# Approvals of changes: one row per person and content of a change (a second approval of the
+# same content is refused; re-approving after expiry replaces the expired row). `roles` and
+# `tenants` are what the person held in the catalog (of `catalog_digest`) when approving.
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "change_id",
+        sa.Integer,
+        sa.ForeignKey("changes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("person", sa.String(128), nullable=False, index=True),
+    sa.Column("role", sa.String(64)),
+    sa.Column("tenant", sa.String(128)),
+    sa.Column("content_hash", sa.String(71), nullable=False),
+    sa.Column("catalog_digest", sa.String(71), nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("tenants", sa.JSON, nullable=False),
+    sa.Column("decided_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.UniqueConstraint(
+        "change_id", "person", "content_hash", name="uq_approvals_change_person_content"
+    ),
+    sqlite_autoincrement=True,
+)
