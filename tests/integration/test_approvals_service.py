@@ -200,7 +200,7 @@ def test_inbox_lists_what_waits_for_a_person(
     app: bootstrap.App, catalog: catalog_model.Catalog
 ) -> None:
     change_id = _waiting(app, catalog)
-    reader = ctx_for(catalog, "alice")
+    reader = ctx_for(catalog, "grace")  # reading others' inboxes needs audit:read
 
     def inbox(person: str) -> dict[str, list[str]]:
         items = approval_service.inbox(app.engine, catalog, reader, person)
@@ -220,6 +220,10 @@ def test_inbox_lists_what_waits_for_a_person(
     assert item.as_dict()["risk_class"] == "high"
     approval_service.approve(app.engine, catalog, ctx_for(catalog, "carol"), change_id)
     assert inbox("carol") == {}
+    alice = ctx_for(catalog, "alice")
+    assert approval_service.inbox(app.engine, catalog, alice) == []  # her own, by default
+    with pytest.raises(Refused, match="audit:read"):
+        approval_service.inbox(app.engine, catalog, alice, "dave")
 
 
 @pytest.mark.postgres

@@ -15,7 +15,16 @@ from pydantic import BaseModel
 
 from changegate import __version__, bootstrap
 from changegate.api import auth, middleware, problems, schemas
-from changegate.api.routes import assessments, audit, catalog, changes, health, impact, reports
+from changegate.api.routes import (
+    approvals,
+    assessments,
+    audit,
+    catalog,
+    changes,
+    health,
+    impact,
+    reports,
+)
 
 DESCRIPTION = """\
 The change control plane's HTTP API. Errors are RFC 9457 `application/problem+json` carrying
@@ -94,7 +103,7 @@ def create_app(app: bootstrap.App) -> FastAPI:
     )
     api.state.changegate = app
     problems.install(api)
-    for module in (changes, impact, assessments, reports, catalog, audit, health):
+    for module in (changes, impact, assessments, approvals, reports, catalog, audit, health):
         api.include_router(module.router)
     undeclared = auth.undeclared_routes(api)
     if undeclared:

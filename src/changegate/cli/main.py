@@ -17,6 +17,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from changegate import __version__
+from changegate.cli import approvals as approvals_cli
 from changegate.cli import audit as audit_cli
 from changegate.cli import catalog as catalog_cli
 from changegate.cli import changes as changes_cli
@@ -35,6 +36,7 @@ app.add_typer(catalog_cli.app, name="catalog")
 app.add_typer(changes_cli.app, name="change")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(reports.app, name="report")
+approvals_cli.register(app, changes_cli.app)
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -27,7 +27,7 @@ from changegate.domain import catalog as catalog_model
 from changegate.domain.approvals import Decision, NeedStatus, Requirement
 from changegate.domain.changes import ChangeRequest, ChangeState
 from changegate.domain.permissions import Permission
-from changegate.errors import Conflict, Refused
+from changegate.errors import Conflict, NotFound, Refused
 from changegate.services import audit as audit_service
 from changegate.services import changes as change_service
 from changegate.services.context import Context
@@ -253,14 +253,28 @@ class InboxItem:
         }
 
 
+def inbox_person(catalog: catalog_model.Catalog, ctx: Context, person: str | None) -> str:
+    """Whose inbox: the acting person by default; someone else's needs audit:read.
+
+    An unknown person is NotFound (their inbox would be empty for the wrong reason).
+    """
+    if person is None or person == ctx.actor.id:
+        return ctx.actor.id
+    ctx.actor.require(Permission.AUDIT_READ)
+    if catalog.person(person) is None:
+        raise NotFound(f"no person {person!r} in the catalog")
+    return person
+
+
 def inbox(
-    engine: sa.Engine, catalog: catalog_model.Catalog, ctx: Context, person: str
+    engine: sa.Engine, catalog: catalog_model.Catalog, ctx: Context, person: str | None = None
 ) -> list[InboxItem]:
-    """The changes in Authorize that wait for `person`: an unsatisfied need they could
-    approve for (`Decision.waiting_for`), oldest change first. A change whose latest
-    assessment is of older content waits for a new assessment, not for an approver, and
-    is left out."""
+    """The changes in Authorize that wait for `person` (default: the acting person): an
+    unsatisfied need they could approve for (`Decision.waiting_for`), oldest change first. A
+    change whose latest assessment is of older content waits for a new assessment, not for
+    an approver, and is left out."""
     ctx.actor.require(Permission.CHANGES_READ)
+    person = inbox_person(catalog, ctx, person)
     with engine.connect() as conn:
         waiting = approval_store.in_state(conn, ChangeState.AUTHORIZE)
         given = approval_store.of_changes(conn, [change.number for change in waiting])
