@@ -3,33 +3,11 @@ processes: the 80-column views, exit codes, and --json equal to the API's JSON."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 
-from changegate import bootstrap
-from changegate.api.app import create_app
-from changegate.settings import Settings
 from tests.api.conftest import as_
-from tests.e2e.test_cli_harness import Cli, make_cli, widest_line
+from tests.e2e.test_cli_harness import Cli, widest_line
 from tests.factories import change_yaml
-
-
-@pytest.fixture
-def cli(tmp_path: Path, sample_dir: Path) -> Cli:
-    return make_cli(tmp_path, sample_dir)
-
-
-@pytest.fixture
-def client(cli: Cli, sample_dir: Path) -> Iterator[TestClient]:
-    """The API in-process on the CLI's own SQLite file."""
-    cli("db", "upgrade")
-    app = bootstrap.create(Settings(database_url=cli.database_url, catalog_dir=sample_dir))
-    with TestClient(create_app(app)) as test_client:
-        yield test_client
-    app.engine.dispose()
 
 
 def words(text: str) -> str:

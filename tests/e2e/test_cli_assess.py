@@ -3,19 +3,12 @@ the 80-column views, exit codes, and --json equal to the API's JSON."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from changegate import bootstrap
-from changegate.api.app import create_app
-from changegate.settings import Settings
 from tests.api.conftest import as_
-from tests.e2e.test_cli_harness import Cli, make_cli, widest_line
-from tests.factories import change_yaml
+from tests.e2e.test_cli_harness import Cli, file_change, widest_line
 
 PG = "pg-eu-west-prod-1"
 WIDE: dict[str, Any] = {
@@ -24,28 +17,6 @@ WIDE: dict[str, Any] = {
     "rollback_plan": {"steps": "", "irreversible": True},
     "test_plan": "",
 }
-
-
-@pytest.fixture
-def cli(tmp_path: Path, sample_dir: Path) -> Cli:
-    return make_cli(tmp_path, sample_dir)
-
-
-@pytest.fixture
-def client(cli: Cli, sample_dir: Path) -> Iterator[TestClient]:
-    """The API in-process on the CLI's own SQLite file."""
-    cli("db", "upgrade")
-    app = bootstrap.create(Settings(database_url=cli.database_url, catalog_dir=sample_dir))
-    with TestClient(create_app(app)) as test_client:
-        yield test_client
-    app.engine.dispose()
-
-
-def file_change(cli: Cli, name: str = "change.yaml", **overrides: object) -> str:
-    (cli.workdir / name).write_text(change_yaml(**overrides))
-    created = cli("--as", "alice", "change", "create", "-f", name, "--json").json()
-    change_id: str = created["id"]
-    return change_id
 
 
 def words(text: str) -> str:

@@ -18,11 +18,6 @@ TRANSITIONS = [  # (person, state): who moves the change where, after submit
 ]
 
 
-@pytest.fixture
-def cli(tmp_path: Path, sample_dir: Path) -> Cli:
-    return make_cli(tmp_path, sample_dir)
-
-
 def file_change(cli: Cli, name: str = "change.yaml", **overrides: object) -> dict[str, object]:
     path = cli.workdir / name
     path.write_text(change_yaml(**overrides))

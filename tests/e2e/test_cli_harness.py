@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from changegate import __version__
+from tests.factories import change_yaml
 
 # Guards against a hung child only; no test asserts on time.
 TIMEOUT_SECONDS = 120
@@ -136,11 +135,6 @@ def copy_sqlite(source_url: str, target: Path) -> str:
 # --------------------------------------------------------------------------- the contract
 
 
-@pytest.fixture
-def cli(tmp_path: Path, sample_dir: Path) -> Cli:
-    return make_cli(tmp_path, sample_dir)
-
-
 def test_console_script_prints_its_version(cli: Cli) -> None:
     result = cli("--version")
     assert result.stdout.strip() == f"changegate {__version__}"
@@ -174,3 +168,11 @@ def test_unreachable_database_is_internal_and_hides_the_password(cli: Cli) -> No
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert result.json()["error"]["type"] == "internal"
     assert "Traceback" not in result.stderr
+
+
+def file_change(cli: Cli, name: str = "change.yaml", **overrides: object) -> str:
+    """File the factory's change (with overrides) as alice; its id."""
+    (cli.workdir / name).write_text(change_yaml(**overrides))
+    created = cli("--as", "alice", "change", "create", "-f", name, "--json").json()
+    change_id: str = created["id"]
+    return change_id

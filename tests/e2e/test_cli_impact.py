@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
-from changegate import bootstrap
-from changegate.api.app import create_app
 from changegate.cli import changes as cli_changes
 from changegate.domain import impact as impact_model
 from changegate.services.impact import ChangeImpact
-from changegate.settings import Settings
 from tests.api.conftest import as_
-from tests.e2e.test_cli_harness import Cli, make_cli, widest_line
-from tests.factories import change_spec, change_yaml
+from tests.e2e.test_cli_harness import Cli, file_change, widest_line
+from tests.factories import change_spec
 
 PG = "pg-eu-west-prod-1"
-
-
-@pytest.fixture
-def cli(tmp_path: Path, sample_dir: Path) -> Cli:
-    return make_cli(tmp_path, sample_dir)
-
-
-@pytest.fixture
-def client(cli: Cli, sample_dir: Path) -> Iterator[TestClient]:
-    """The API in-process on the CLI's own SQLite file."""
-    cli("db", "upgrade")
-    app = bootstrap.create(Settings(database_url=cli.database_url, catalog_dir=sample_dir))
-    with TestClient(create_app(app)) as test_client:
-        yield test_client
-    app.engine.dispose()
-
-
-def file_change(cli: Cli, name: str = "change.yaml", **overrides: object) -> str:
-    (cli.workdir / name).write_text(change_yaml(**overrides))
-    created = cli("--as", "alice", "change", "create", "-f", name, "--json").json()
-    change_id: str = created["id"]
-    return change_id
 
 
 def test_the_human_view_fits_80_columns(cli: Cli) -> None:

@@ -7,32 +7,11 @@ same SQLite file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 
-from changegate import bootstrap
-from changegate.api.app import create_app
-from changegate.settings import Settings
 from tests.api.conftest import as_
-from tests.e2e.test_cli_harness import Cli, make_cli
+from tests.e2e.test_cli_harness import Cli
 from tests.factories import change_yaml
-
-
-@pytest.fixture
-def cli(tmp_path: Path, sample_dir: Path) -> Cli:
-    return make_cli(tmp_path, sample_dir)
-
-
-@pytest.fixture
-def client(cli: Cli, sample_dir: Path) -> Iterator[TestClient]:
-    cli("db", "upgrade")
-    app = bootstrap.create(Settings(database_url=cli.database_url, catalog_dir=sample_dir))
-    with TestClient(create_app(app)) as test_client:
-        yield test_client
-    app.engine.dispose()
 
 
 def _file(cli: Cli, name: str, **overrides: object) -> None:
