@@ -22,10 +22,16 @@ def record_load(
     """
     if explicit:
         ctx.actor.require(Permission.CATALOG_RELOAD)
+    if not explicit:
+        # Most loads find the digest unchanged: check with a reader first, so a read-only
+        # command never takes SQLite's write lock just to find nothing to record.
+        with engine.connect() as conn:
+            if audit_store.last_catalog(conn) == catalog.digest:
+                return False
     with db.transaction(engine) as conn:
         previous = audit_store.last_catalog(conn)
         if previous == catalog.digest and not explicit:
-            return False
+            return False  # another process recorded it meanwhile
         audit_store.record_catalog(conn, catalog.digest, catalog.commit, ctx.now())
         # A fixed object id: the folder path (in `after`) may be longer than an id column.
         audit_service.record(
