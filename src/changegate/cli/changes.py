@@ -790,7 +790,8 @@ def submit(
     kwargs: dict[str, Any] = {"reason": reason}
     if if_version is not None:
         kwargs["expected_version"] = if_version
-    moved = change_service.submit(state.app().engine, service_ctx, change_id, **kwargs)
+    app_ = state.app()
+    moved = change_service.submit(app_.engine, app_.catalog(), service_ctx, change_id, **kwargs)
     _print_result(moved, as_json)
 
 
@@ -809,8 +810,10 @@ def _move(
 
     state = runtime.json_mode(ctx, as_json)
     service_ctx = state.context()
+    app_ = state.app()
     moved = change_service.transition(
-        state.app().engine,
+        app_.engine,
+        app_.catalog(),
         service_ctx,
         change_id,
         to,
@@ -904,7 +907,8 @@ def resume(
     kwargs: dict[str, Any] = {"reason": reason}
     if if_version is not None:
         kwargs["expected_version"] = if_version
-    moved = change_service.resume(state.app().engine, service_ctx, change_id, **kwargs)
+    app_ = state.app()
+    moved = change_service.resume(app_.engine, app_.catalog(), service_ctx, change_id, **kwargs)
     _print_result(moved, as_json)
 
 

@@ -30,6 +30,7 @@ from changegate.domain.permissions import Permission
 from changegate.errors import Conflict, NotFound, Refused
 from changegate.services import audit as audit_service
 from changegate.services import changes as change_service
+from changegate.services import retrospectives as retrospective_service
 from changegate.services.context import Context
 from changegate.store import approvals as approval_store
 from changegate.store import assessments as assessment_store
@@ -167,6 +168,7 @@ def approve(
                 None,
                 {"requirement": requirement.as_dict(), "decision": after.as_dict()},
             )
+            retrospective_service.on_authorized(conn, ctx, change, requirement, now)
     return after
 
 

@@ -279,6 +279,7 @@ def post_transition(
     with precondition(from_header), fields_under("body"):
         moved = changes_service.transition(
             app.engine,
+            app.catalog(),
             ctx,
             number,
             body.to,
@@ -309,12 +310,14 @@ def _action(
         kwargs["expected_version"] = expected
     with precondition(from_header), fields_under("body"):
         if action == "submit":
-            moved = changes_service.submit(app.engine, ctx, number, **kwargs)
+            moved = changes_service.submit(app.engine, app.catalog(), ctx, number, **kwargs)
         elif action == "resume":
-            moved = changes_service.resume(app.engine, ctx, number, **kwargs)
+            moved = changes_service.resume(app.engine, app.catalog(), ctx, number, **kwargs)
         else:
             target = ChangeState.CANCELED if action == "cancel" else ChangeState.ON_HOLD
-            moved = changes_service.transition(app.engine, ctx, number, target, **kwargs)
+            moved = changes_service.transition(
+                app.engine, app.catalog(), ctx, number, target, **kwargs
+            )
     return change_response(moved)
 
 
