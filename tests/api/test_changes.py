@@ -120,14 +120,17 @@ def test_hold_resume_and_cancel_actions(client: TestClient) -> None:
     assert events[-1]["after"] == {"state": "canceled", "version": 5, "reason": "superseded"}
 
 
-def test_rejection_back_to_draft_is_recorded(client: TestClient) -> None:
+def test_a_plain_move_back_to_draft_is_a_withdrawal_not_a_rejection(client: TestClient) -> None:
+    # Rejecting is the approval rules' business (POST .../reject, with a comment); moving a
+    # change back to draft by a transition is recorded as what it is: a withdrawal.
     change = create(client)
     change = move(client, change, "assess", "alice")
-    change = move(client, change, "draft", "carol", reason="needs a tested rollback")
+    change = move(client, change, "draft", "alice", reason="needs a tested rollback")
     events = client.get(f"/api/v1/changes/{change['id']}/history", headers=as_("carol")).json()[
         "items"
     ]
-    assert events[-1]["action"] == "change.rejected"
+    assert events[-1]["action"] == "change.withdrawn"
+    assert events[-1]["after"]["pending_approvals_canceled"] is True
 
 
 def test_list_pages_with_next_links(client: TestClient) -> None:

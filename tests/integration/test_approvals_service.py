@@ -35,10 +35,12 @@ def _waiting(app: bootstrap.App, catalog: catalog_model.Catalog) -> str:
     """A high-risk change filed by alice, assessed, waiting in Authorize."""
     alice = ctx_for(catalog, "alice")
     change = change_service.create(app.engine, catalog, alice, change_spec())
-    change_service.submit(app.engine, alice, change.id)
+    change_service.submit(app.engine, catalog, alice, change.id)
     assessment = assessment_service.assess(app.engine, catalog, alice, change.id)
     assert assessment.risk_class.value == "high"
-    change_service.transition(app.engine, ctx_for(catalog, "carol"), change.id, "authorize")
+    change_service.transition(
+        app.engine, catalog, ctx_for(catalog, "carol"), change.id, "authorize"
+    )
     return change.id
 
 
@@ -124,7 +126,7 @@ def test_approval_outside_authorize_is_refused(
 ) -> None:
     alice = ctx_for(catalog, "alice")
     change = change_service.create(app.engine, catalog, alice, change_spec())
-    change_service.submit(app.engine, alice, change.id)
+    change_service.submit(app.engine, catalog, alice, change.id)
     with pytest.raises(Refused, match="waits in authorize"):
         approval_service.approve(app.engine, catalog, ctx_for(catalog, "dave"), change.id)
     assert _rows(app) == []

@@ -27,8 +27,8 @@ def trail(app: bootstrap.App, catalog: catalog_model.Catalog) -> bootstrap.App:
     """An app whose audit trail holds a catalog load and a few change events (7 in all)."""
     alice, bob = ctx_for(catalog, "alice"), ctx_for(catalog, "bob")
     change = change_service.create(app.engine, catalog, alice, change_spec())
-    change_service.submit(app.engine, alice, change.id)
-    change_service.transition(app.engine, bob, change.id, "authorize")
+    change_service.submit(app.engine, catalog, alice, change.id)
+    change_service.transition(app.engine, catalog, bob, change.id, "on-hold")
     change_service.comment(app.engine, bob, change.id, "looks fine")
     change_service.create(app.engine, catalog, alice, change_spec(title="second"))
     change_service.edit(app.engine, catalog, alice, "CHG-2", {"title": "second, renamed"})

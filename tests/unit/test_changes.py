@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from changegate.domain import changes
+from changegate.domain import canonical, changes
 from changegate.domain.changes import ChangeState, ChangeType, CloseCode
 from changegate.errors import InvalidInput, InvalidTransition, Refused
 from tests.factories import change_data, change_spec
@@ -63,8 +63,8 @@ def test_rejection_returns_to_draft_and_is_recognised() -> None:
     change = walk(draft(), S.ASSESS, S.AUTHORIZE)
     rejected = changes.transition(change, S.DRAFT, NOW)
     assert rejected.state is S.DRAFT
-    assert changes.is_rejection(S.AUTHORIZE, S.DRAFT)
-    assert not changes.is_rejection(S.ON_HOLD, S.DRAFT)
+    assert changes.returns_to_draft(S.AUTHORIZE, S.DRAFT)
+    assert not changes.returns_to_draft(S.ON_HOLD, S.DRAFT)
 
 
 def test_hold_returns_to_the_state_it_was_held_from() -> None:
@@ -111,11 +111,11 @@ def test_planned_times_are_stored_in_utc_so_offsets_do_not_change_the_hash() -> 
 
 
 def test_resending_unchanged_material_fields_is_not_an_edit() -> None:
-    in_assess = walk(draft(), S.ASSESS)
-    same = changes.edit(in_assess, change_data(), NOW)
-    assert same is in_assess
-    with pytest.raises(Refused, match="title"):
-        changes.edit(in_assess, change_data(title="different"), NOW)
+    in_authorize = walk(draft(), S.ASSESS, S.AUTHORIZE)
+    same = changes.edit(in_authorize, change_data(), NOW)
+    assert same is in_authorize
+    edited = changes.edit(in_authorize, change_data(title="different"), NOW)
+    assert edited.state is S.ASSESS
 
 
 def test_closing_needs_a_close_code_and_only_closing_takes_one() -> None:
@@ -138,16 +138,65 @@ def test_content_hash_covers_material_fields_only() -> None:
     )
 
 
-def test_material_edit_only_in_draft_and_bumps_hash_and_version() -> None:
+def test_material_edit_bumps_hash_and_version_and_reopens_what_was_assessed() -> None:
     change = draft()
     edited = changes.edit(change, {"title": "Better title"}, NOW + timedelta(minutes=1))
-    assert edited.version == change.version + 1
+    assert (edited.version, edited.state) == (change.version + 1, S.DRAFT)
     assert edited.content_hash != change.content_hash
-    in_assess = walk(draft(), S.ASSESS)
-    with pytest.raises(Refused, match="only be edited in draft"):
-        changes.edit(in_assess, {"title": "sneaky"}, NOW)
+    # In Assess, Authorize and Scheduled a material edit sends the change back to Assess.
+    for path in ((S.ASSESS,), (S.ASSESS, S.AUTHORIZE), (S.ASSESS, S.AUTHORIZE, S.SCHEDULED)):
+        before = walk(draft(), *path)
+        reopened = changes.edit(before, {"title": "sneaky"}, NOW)
+        assert reopened.state is S.ASSESS, path
+        assert reopened.content_hash != before.content_hash
+        assert reopened.version == before.version + 1
+    # Non-material fields never move the change.
+    in_assess = walk(draft(), S.ASSESS, S.AUTHORIZE)
     noted = changes.edit(in_assess, {"incidents": ["INC-42"]}, NOW)
-    assert noted.content_hash == in_assess.content_hash
+    assert (noted.content_hash, noted.state) == (in_assess.content_hash, S.AUTHORIZE)
+
+
+def test_emergency_edit_returns_to_authorize_never_forward() -> None:
+    emergency = changes.new_change(1, change_spec(type="emergency"), "erin", NOW)
+    scheduled = walk(emergency, S.AUTHORIZE, S.SCHEDULED)
+    assert changes.edit(scheduled, {"title": "hotfix v2"}, NOW).state is S.AUTHORIZE
+    # An emergency change someone sent to Assess stays there (a reopening never advances).
+    assessed = walk(emergency, S.ASSESS)
+    assert changes.edit(assessed, {"title": "hotfix v3"}, NOW).state is S.ASSESS
+    # Turning a scheduled normal change into an emergency one sends it to Authorize.
+    normal = walk(draft(), S.ASSESS, S.AUTHORIZE, S.SCHEDULED)
+    assert changes.edit(normal, {"type": "emergency"}, NOW).state is S.AUTHORIZE
+
+
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ((S.ASSESS, S.ON_HOLD), "resume it first"),
+        ((S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING), "file a new change"),
+        ((S.ASSESS, S.AUTHORIZE, S.SCHEDULED, S.IMPLEMENTING, S.REVIEW), "file a new change"),
+    ],
+)
+def test_material_edit_refused_on_hold_and_once_implementing(
+    path: tuple[ChangeState, ...], hint: str
+) -> None:
+    change = walk(draft(), *path)
+    with pytest.raises(Refused, match=hint):
+        changes.edit(change, {"title": "too late"}, NOW)
+    noted = changes.edit(change, {"test_evidence": ["junit.xml"]}, NOW)
+    assert noted.state is change.state
+
+
+def test_a_template_is_named_only_by_standard_changes_and_hashed_only_when_set() -> None:
+    with pytest.raises(InvalidInput, match="only a standard change names a template"):
+        changes.validate_spec(change_data(template="renew-tls"), source=None)
+    standard = changes.validate_spec(change_data(type="standard"), source=None)
+    named = changes.validate_spec(change_data(type="standard", template="x"), source=None)
+    assert changes.content_hash(standard) != changes.content_hash(named)
+    # Unset, the field is left out of the hash: changes filed before it keep theirs.
+    before_templates = set(changes.MATERIAL_FIELDS) - {"template"}
+    assert changes.content_hash(standard) == "sha256:" + canonical.sha256_hex(
+        standard.model_dump(mode="json", include=before_templates)
+    )
 
 
 def test_edit_rejects_unknown_fields_and_wrong_types() -> None:

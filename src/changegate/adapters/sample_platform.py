@@ -47,6 +47,7 @@ Written by `changegate init`. Every file holds YAML documents with
 | tenants/<cluster>.yaml | Tenant: the customers hosted on that cluster |
 | teams.yaml, people.yaml | Team, Person: who requests, implements, approves, audits |
 | windows.yaml | Window: maintenance windows, release windows, freezes, blackouts |
+| templates.yaml | StandardTemplate: pre-approved standard changes |
 
 The demo users are alice (requester), bob (implementer), carol (approver, platform lead),
 dave (CAB), erin (emergency approver), frank (auditor) and grace (admin); customer
@@ -187,6 +188,27 @@ TEAMS = (
     ("cab", "Change Advisory Board", "Reviews high-risk and emergency changes.", "dave"),
     ("audit", "Internal Audit", "Reads the audit trail and exports evidence.", "frank"),
     ("customer-success", "Customer Success", "Speaks for the customers.", "judy"),
+)
+
+
+# Pre-approved standard changes: id, name, categories, what they may target, risk ceiling.
+TEMPLATES: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
+    (
+        "renew-tenant-tls",
+        "Renew the TLS certificate of one tenant",
+        ("secrets-rotation",),
+        "medium",
+        "Issue the new certificate with cert-manager, check the chain and expiry on the "
+        "tenant's hostnames, keep the old secret until the new one serves.",
+    ),
+    (
+        "scale-odoo-workers",
+        "Scale the Odoo workers of one tenant within its tier's limits",
+        ("tenant-config",),
+        "medium",
+        "Change the tenant's worker count and memory limits in its values file; the tier "
+        "sets the bounds.",
+    ),
 )
 
 
@@ -781,6 +803,25 @@ class _Sample:
         ]
         files["people.yaml"] = _dump(staff + self.customer_people)
         files["windows.yaml"] = _dump(self.windows())
+        files["templates.yaml"] = _dump(
+            [
+                _document(
+                    "StandardTemplate",
+                    ident,
+                    {
+                        "display_name": name,
+                        "version": 1,
+                        "owner": "platform",
+                        "categories": list(categories),
+                        "environments": ["staging", "prod"],
+                        "targets": {"tenants": {"min": 1, "max": 1}},
+                        "max_risk_class": ceiling,
+                        "procedure": procedure,
+                    },
+                )
+                for ident, name, categories, ceiling, procedure in TEMPLATES
+            ]
+        )
         return files
 
 

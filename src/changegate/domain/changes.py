@@ -94,9 +94,9 @@ TRANSITIONS: dict[ChangeState, tuple[ChangeState, ...]] = {
     S.ON_HOLD: (S.CANCELED,),  # plus the state it was held from
 }
 
-# Emergency changes skip Assess. Standard (pre-approved) changes may skip Assess and Authorize
-# only when a pre-approved template covers them; templates arrive with the approvals issue, so
-# until then a standard change takes the normal path rather than an unchecked shortcut.
+# Emergency changes skip Assess. Standard changes go through Assess like normal ones: their
+# assessment checks the template, and a covered change moves on to Authorize already
+# authorized (services.assessments); an uncovered one is approved like a normal change.
 SHORTCUTS: dict[ChangeType, dict[ChangeState, tuple[ChangeState, ...]]] = {
     ChangeType.EMERGENCY: {S.DRAFT: (S.AUTHORIZE,)},
 }
@@ -105,14 +105,18 @@ SHORTCUTS: dict[ChangeType, dict[ChangeState, tuple[ChangeState, ...]]] = {
 SUBMIT_TARGET: dict[ChangeType, ChangeState] = {
     ChangeType.NORMAL: S.ASSESS,
     ChangeType.EMERGENCY: S.AUTHORIZE,
-    ChangeType.STANDARD: S.ASSESS,  # S.SCHEDULED once a template check allows it
+    ChangeType.STANDARD: S.ASSESS,  # assessed at once; a matching template authorizes it
 }
 
-# A move back to Draft from these states is a rejection: pending approvals are canceled.
-REJECTING_STATES = frozenset({S.ASSESS, S.AUTHORIZE})
+# A move back to Draft from these states ends pending approvals: a rejection (through the
+# approval rules, with a comment) or the requester's withdrawal (a plain transition).
+REOPENED_TO_DRAFT_STATES = frozenset({S.ASSESS, S.AUTHORIZE})
 FINAL_STATES = frozenset({S.CLOSED, S.CANCELED})
-# Material fields may only change while the change is a draft: approvals bind to them.
+# Material fields change freely in Draft. In these states a material edit voids what was
+# assessed and approved, so it sends the change back (`reopened_state`); in the others
+# (on hold, implementing, review) it is refused.
 EDITABLE_MATERIAL_STATES = frozenset({S.DRAFT})
+REOPENING_STATES = frozenset({S.ASSESS, S.AUTHORIZE, S.SCHEDULED})
 
 _CHANGE_ID = re.compile(r"^CHG-([1-9][0-9]{0,17})$")
 
@@ -216,6 +220,7 @@ class ChangeSpec(_Strict):
     planned_end: datetime | None = None
     implementer: Id | None = None
     incidents: list[Id] = Field(default_factory=list, max_length=1000)
+    template: Id | None = None  # the standard template a standard change is filed from
 
     @field_validator("planned_start", "planned_end")
     @classmethod
@@ -234,6 +239,10 @@ class ChangeSpec(_Strict):
     def _times(self) -> ChangeSpec:
         if self.planned_start and self.planned_end and self.planned_end <= self.planned_start:
             raise ValueError("planned_end must be after planned_start")
+        if self.template is not None and self.type is not ChangeType.STANDARD:
+            raise ValueError(
+                f"only a standard change names a template (this one is {self.type.value})"
+            )
         return self
 
 
@@ -252,6 +261,7 @@ MATERIAL_FIELDS: tuple[str, ...] = (
     "planned_start",
     "planned_end",
     "implementer",
+    "template",
 )
 # Fields that may be edited in any non-final state: they record what happened.
 NON_MATERIAL_FIELDS: tuple[str, ...] = ("test_evidence", "incidents")
@@ -277,6 +287,9 @@ class ChangeFilter:
 def content_hash(spec: ChangeSpec) -> str:
     """SHA-256 over the material fields; approvals name it, so an edit invalidates them."""
     data = spec.model_dump(mode="json", include=set(MATERIAL_FIELDS))
+    if data["template"] is None:
+        # Hashed only when set, so changes filed before templates keep their hash.
+        del data["template"]
     return "sha256:" + canonical.sha256_hex(data)
 
 
@@ -398,17 +411,28 @@ def transition(
     )
 
 
-def is_rejection(before: ChangeState, after: ChangeState) -> bool:
-    """A move back to Draft from Assess or Authorize rejects the change."""
-    return after is S.DRAFT and before in REJECTING_STATES
+def returns_to_draft(before: ChangeState, after: ChangeState) -> bool:
+    """A move back to Draft from Assess or Authorize: pending approvals end."""
+    return after is S.DRAFT and before in REOPENED_TO_DRAFT_STATES
+
+
+def reopened_state(change: ChangeRequest, spec: ChangeSpec) -> ChangeState:
+    """Where a material edit in Assess, Authorize or Scheduled sends the change: back to
+    where submitting it would (Assess; Authorize for an emergency change), never forward."""
+    target = SUBMIT_TARGET[spec.type]
+    order = list(ChangeState)
+    return min(change.state, target, key=order.index)
 
 
 def edit(change: ChangeRequest, patch: dict[str, Any], now: datetime) -> ChangeRequest:
-    """Apply a partial update of the spec; material fields only while the change is a draft.
+    """Apply a partial update of the spec.
 
-    Fields whose validated value does not change are not edits: re-sending a whole change
-    file after submission is fine as long as no material field really differs. When nothing
-    changes at all, the change itself is returned and nothing needs writing.
+    Material fields change freely in Draft. In Assess, Authorize and Scheduled a material
+    edit changes what was assessed and approved: the change goes back to `reopened_state`
+    (its approvals, bound to the old content hash, no longer count). On hold, implementing
+    and in review it is refused. Fields whose validated value does not change are not
+    edits: re-sending a whole change file is fine as long as nothing really differs. When
+    nothing changes at all, the change itself is returned and nothing needs writing.
     """
     if change.state in FINAL_STATES:
         raise Refused(f"{change.id} is {change.state.value}; a final change cannot be edited")
@@ -430,13 +454,21 @@ def edit(change: ChangeRequest, patch: dict[str, Any], now: datetime) -> ChangeR
     if not changed:
         return change
     material = [f for f in changed if f in MATERIAL_FIELDS]
-    if material and change.state not in EDITABLE_MATERIAL_STATES:
-        raise Refused(
-            f"{change.id} is {change.state.value}; {', '.join(material)} can only be edited in "
-            "draft (approvals bind to them). Reject it back to draft first"
-        )
+    state = change.state
+    if material and state not in EDITABLE_MATERIAL_STATES:
+        if state not in REOPENING_STATES:
+            hint = "resume it first" if state is S.ON_HOLD else "file a new change"
+            raise Refused(
+                f"{change.id} is {state.value}; {', '.join(material)} cannot be edited now "
+                f"(approvals bind to them): {hint}"
+            )
+        state = reopened_state(change, spec)
     return change.evolve(
-        spec=spec, content_hash=content_hash(spec), updated_at=now, version=change.version + 1
+        spec=spec,
+        state=state,
+        content_hash=content_hash(spec),
+        updated_at=now,
+        version=change.version + 1,
     )
 
 

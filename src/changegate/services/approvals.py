@@ -11,8 +11,8 @@ Who may approve is the approval rules' business (`domain.approvals.check_can_app
 role permission: a customer approver holds only `changes:read`, so that is what approving and
 rejecting require of the actor, on top of separation of duties and the needs.
 
-Approving does not move the change: the lifecycle gate (Authorize -> Scheduled only when
-authorized) comes with a later step; `change.authorized` marks the moment it becomes possible.
+Approving does not move the change: `change.authorized` marks the moment the lifecycle gate
+(Authorize -> Scheduled, `services.lifecycle`) opens; scheduling is its own step.
 """
 
 from __future__ import annotations
@@ -29,26 +29,13 @@ from changegate.domain.changes import ChangeRequest, ChangeState
 from changegate.domain.permissions import Permission
 from changegate.errors import Conflict, NotFound, Refused
 from changegate.services import audit as audit_service
-from changegate.services import changes as change_service
+from changegate.services import lifecycle
 from changegate.services import retrospectives as retrospective_service
 from changegate.services.context import Context
 from changegate.store import approvals as approval_store
 from changegate.store import assessments as assessment_store
 from changegate.store import changes as change_store
 from changegate.store import db
-
-
-def _requirement(
-    conn: sa.Connection,
-    catalog: catalog_model.Catalog,
-    change: ChangeRequest,
-    analysed: impact.Impact,
-) -> Requirement:
-    """The requirement of the change's current content, from its latest assessment."""
-    assessment = assessment_store.latest(conn, change.number)
-    return approvals.required_approvals(
-        change, assessment, analysed, approvals.ApprovalPolicy.of(catalog), catalog
-    )
 
 
 def _analysed_before_lock(
@@ -71,7 +58,7 @@ def _locked(
     if change.content_hash != content_hash:
         # Edited between the read and the lock: analyse what is there now.
         analysed = impact.analyze(catalog, change.spec)
-    return change, _requirement(conn, catalog, change, analysed)
+    return change, lifecycle.requirement_for(conn, catalog, change, analysed)
 
 
 def approve(
@@ -194,8 +181,8 @@ def reject(
     with db.transaction(engine) as conn:
         change, requirement = _locked(conn, catalog, number, seen)
         approvals.check_can_reject(ctx.actor.id, change, requirement, catalog, comment)
-        return change_service.apply_transition(
-            conn, ctx, change, ChangeState.DRAFT, reason=comment.strip()
+        return lifecycle.apply_transition(
+            conn, catalog, ctx, change, ChangeState.DRAFT, reason=comment.strip(), rejection=True
         )
 
 
@@ -206,16 +193,9 @@ def _load(
     number = changes.parse_id(change_id)
     with engine.connect() as conn:
         change = change_store.get(conn, number)
-        assessment = assessment_store.latest(conn, number)
+        required = lifecycle.requirement_for(conn, catalog, change)
         given = approval_store.of_change(conn, number)
-    requirement = approvals.required_approvals(
-        change,
-        assessment,
-        impact.analyze(catalog, change.spec),
-        approvals.ApprovalPolicy.of(catalog),
-        catalog,
-    )
-    return change, requirement, given
+    return change, required, given
 
 
 def requirement(
@@ -231,6 +211,17 @@ def decision(
     """Whether the approvals given authorize the change now, need by need (a read)."""
     change, required, given = _load(engine, catalog, ctx, change_id)
     return approvals.evaluate(required, given, change=change, catalog=catalog, now=ctx.now())
+
+
+def authorization(
+    engine: sa.Engine, catalog: catalog_model.Catalog, ctx: Context, change_id: str
+) -> lifecycle.Authorization:
+    """Whether the change may be scheduled now: by its template or its approvals (a read)."""
+    ctx.actor.require(Permission.CHANGES_READ)
+    number = changes.parse_id(change_id)
+    with engine.connect() as conn:
+        change = change_store.get(conn, number)
+        return lifecycle.authorization(conn, catalog, change, ctx.now())
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,9 +263,9 @@ def inbox(
     engine: sa.Engine, catalog: catalog_model.Catalog, ctx: Context, person: str | None = None
 ) -> list[InboxItem]:
     """The changes in Authorize that wait for `person` (default: the acting person): an
-    unsatisfied need they could approve for (`Decision.waiting_for`), oldest change first. A
-    change whose latest assessment is of older content waits for a new assessment, not for
-    an approver, and is left out."""
+    unsatisfied need they could approve for (`Decision.waiting_for`), oldest change first.
+    Left out: a change whose latest assessment is of older content (it waits for a new
+    assessment, not for an approver), and a standard change its template authorizes."""
     ctx.actor.require(Permission.CHANGES_READ)
     person = inbox_person(catalog, ctx, person)
     with engine.connect() as conn:
@@ -287,10 +278,14 @@ def inbox(
     now = ctx.now()
     items = []
     for change in waiting:
+        latest = lifecycle.usable_assessment(change, assessed[change.number])
+        covered = lifecycle.template_match(catalog, change, latest)
+        if covered is not None and covered.ok:
+            continue
         try:
             required = approvals.required_approvals(
                 change,
-                assessed[change.number],
+                latest,
                 impact.analyze(catalog, change.spec),
                 policy,
                 catalog,

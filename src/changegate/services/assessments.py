@@ -15,10 +15,12 @@ import sqlalchemy as sa
 
 from changegate.domain import catalog as catalog_model
 from changegate.domain import changes, impact, risk
+from changegate.domain.approvals import TemplateMatch
 from changegate.domain.changes import ChangeRequest
 from changegate.domain.permissions import Permission
 from changegate.errors import Conflict, InvalidInput, NotFound, Problem, Refused
 from changegate.services import audit as audit_service
+from changegate.services import lifecycle
 from changegate.services.context import Context
 from changegate.store import assessments as assessment_store
 from changegate.store import changes as change_store
@@ -51,8 +53,10 @@ def assess(
     """Score a change's risk against the catalog, store the result and audit it.
 
     Any state but closed and canceled may be assessed; every run is kept and the latest
-    counts. Refused for final changes; Conflict when the change is edited or closed while
-    being assessed (assess it again).
+    counts. A standard change is checked against its templates too (the result is on the
+    `change.assessed` event); one covered while in Assess moves on to Authorize, authorized
+    by the template (`change.authorized` with `via: template`). Refused for final changes;
+    Conflict when the change is edited or closed while being assessed (assess it again).
     """
     ctx.actor.require(Permission.CHANGES_TRANSITION)
     number = changes.parse_id(change_id)
@@ -86,6 +90,10 @@ def assess(
         stored = assessment_store.insert(
             conn, number, result, assessed_by=ctx.actor.id, created_at=now
         )
+        summary = _summary(stored)
+        covered = lifecycle.template_match(catalog, current, stored)
+        if covered is not None:
+            summary["template"] = covered.as_dict()
         audit_service.record(
             conn,
             ctx,
@@ -93,9 +101,34 @@ def assess(
             "change",
             stored.change_id,
             _summary(previous) if previous is not None else None,
-            _summary(stored),
+            summary,
         )
+        if covered is not None and covered.ok and current.state is changes.ChangeState.ASSESS:
+            _authorize_by_template(conn, catalog, ctx, current, covered)
     return stored
+
+
+def _authorize_by_template(
+    conn: sa.Connection,
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    change: ChangeRequest,
+    covered: TemplateMatch,
+) -> None:
+    """A standard change its template covers: on to Authorize, authorized by the template."""
+    label = f"standard template {covered.template} v{covered.version}"
+    moved = lifecycle.apply_transition(
+        conn, catalog, ctx, change, changes.ChangeState.AUTHORIZE, reason=f"{label} covers it"
+    )
+    audit_service.record(
+        conn,
+        ctx,
+        "change.authorized",
+        "change",
+        moved.id,
+        None,
+        {"via": "template", "template": covered.as_dict()},
+    )
 
 
 def latest(engine: sa.Engine, ctx: Context, change_id: str) -> risk.Assessment:

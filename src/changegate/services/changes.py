@@ -18,8 +18,10 @@ from changegate.domain.changes import (
 )
 from changegate.domain.permissions import Permission
 from changegate.errors import InvalidInput, InvalidTransition, Problem, Refused, StaleWrite
+from changegate.services import assessments, lifecycle
 from changegate.services import audit as audit_service
 from changegate.services.context import Context
+from changegate.store import approvals as approval_store
 from changegate.store import changes as change_store
 from changegate.store import db
 
@@ -140,6 +142,14 @@ def check_references(catalog: catalog_model.Catalog, spec: ChangeSpec) -> list[P
                 field="targets",
             )
         )
+    if spec.template is not None and spec.template not in catalog.standard_templates:
+        known = ", ".join(catalog.standard_templates) or "none"
+        problems.append(
+            Problem(
+                f"no standard template {spec.template!r} in the catalog (known: {known})",
+                field="template",
+            )
+        )
     if spec.implementer is not None:
         person = catalog.person(spec.implementer)
         if person is None:
@@ -216,7 +226,11 @@ def edit(
     *,
     expected_version: int | None = None,
 ) -> ChangeRequest:
-    """Change some fields of a change; material fields only while it is a draft."""
+    """Change some fields of a change.
+
+    A material edit in Assess, Authorize or Scheduled sends the change back
+    (`domain.changes.edit`): the `change.edited` event names the fields, the state it left
+    and the approvals of the old content that stood and no longer count."""
     ctx.actor.require(Permission.CHANGES_EDIT)
     number = changes.parse_id(change_id)
     with db.transaction(engine) as conn:
@@ -229,21 +243,37 @@ def edit(
         change_store.update(conn, edited, version)
         old, new = current.as_dict(), edited.as_dict()
         fields = changes.changed_fields(current.spec, edited.spec)
-        _audit(
-            conn,
-            ctx,
-            "change.edited",
-            edited.id,
-            {k: old[k] for k in fields}
-            | {"version": current.version, "content_hash": current.content_hash},
-            {k: new[k] for k in fields}
-            | {"version": edited.version, "content_hash": edited.content_hash},
-        )
+        before = {k: old[k] for k in fields} | {
+            "version": current.version,
+            "content_hash": current.content_hash,
+        }
+        after = {k: new[k] for k in fields} | {
+            "version": edited.version,
+            "content_hash": edited.content_hash,
+        }
+        if edited.content_hash != current.content_hash:
+            now = ctx.now()
+            voided = [
+                a.person
+                for a in approval_store.of_change(conn, number)
+                if a.content_hash == current.content_hash and not a.is_expired(now)
+            ]
+            if voided or edited.state is not current.state:
+                after["approvals_invalidated"] = voided
+        if edited.state is not current.state:
+            before["state"] = current.state.value
+            after["state"] = edited.state.value
+            after["reason"] = (
+                f"material edit of {', '.join(f for f in fields if f in changes.MATERIAL_FIELDS)}"
+                f" in {current.state.value}: back to {edited.state.value}"
+            )
+        _audit(conn, ctx, "change.edited", edited.id, before, after)
     return edited
 
 
 def transition(
     engine: sa.Engine,
+    catalog: catalog_model.Catalog,
     ctx: Context,
     change_id: str,
     to: ChangeState | str,
@@ -253,7 +283,10 @@ def transition(
     close_notes: str | None = None,
     reason: str | None = None,
 ) -> ChangeRequest:
-    """Move a change through its lifecycle; illegal moves name the allowed next states."""
+    """Move a change through its lifecycle; illegal moves name the allowed next states.
+
+    The gates of `lifecycle.apply_transition` hold: Assess -> Authorize needs a current
+    assessment, Authorize -> Scheduled an authorized change."""
     ctx.actor.require(Permission.CHANGES_TRANSITION)
     validation.check_texts(reason=reason, close_notes=close_notes)
     target = _enum(ChangeState, to, "to")
@@ -262,43 +295,16 @@ def transition(
     with db.transaction(engine) as conn:
         current = change_store.get(conn, number)
         _check_version(current, expected_version)
-        return apply_transition(
-            conn, ctx, current, target, close_code=code, close_notes=close_notes, reason=reason
+        return lifecycle.apply_transition(
+            conn,
+            catalog,
+            ctx,
+            current,
+            target,
+            close_code=code,
+            close_notes=close_notes,
+            reason=reason,
         )
-
-
-def apply_transition(
-    conn: sa.Connection,
-    ctx: Context,
-    current: ChangeRequest,
-    target: ChangeState,
-    *,
-    close_code: CloseCode | None = None,
-    close_notes: str | None = None,
-    reason: str | None = None,
-) -> ChangeRequest:
-    """`transition`'s move and audit event inside the caller's transaction, guarded by the
-    version of `current` (read in that transaction). Permission and text checks are the
-    caller's."""
-    moved = changes.transition(
-        current, target, ctx.now(), close_code=close_code, close_notes=close_notes
-    )
-    change_store.update(conn, moved, current.version)
-    rejected = changes.is_rejection(current.state, moved.state)
-    before = {"state": current.state.value, "version": current.version}
-    after: dict[str, Any] = {"state": moved.state.value, "version": moved.version}
-    if reason:
-        after["reason"] = reason
-    if close_code is not None:
-        after["close_code"] = close_code.value
-        after["close_notes"] = moved.close_notes
-    if rejected:
-        # The rejection event is where pending approvals end: they name the content
-        # they approved and count only while the change waits in Authorize.
-        after["pending_approvals_canceled"] = True
-    action = "change.rejected" if rejected else "change.transitioned"
-    _audit(conn, ctx, action, moved.id, before, after)
-    return moved
 
 
 def _enum(kind: type[E], value: Any, field: str) -> E:
@@ -309,8 +315,19 @@ def _enum(kind: type[E], value: Any, field: str) -> E:
         raise InvalidInput([Problem(f"{value!r} is not one of: {allowed}", field=field)]) from None
 
 
-def submit(engine: sa.Engine, ctx: Context, change_id: str, **kwargs: Any) -> ChangeRequest:
-    """Send a draft on its way: normal and standard to Assess, emergency to Authorize."""
+def submit(
+    engine: sa.Engine,
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    change_id: str,
+    **kwargs: Any,
+) -> ChangeRequest:
+    """Send a draft on its way: normal and standard to Assess, emergency to Authorize.
+
+    A standard change is assessed at once: when a template covers it, the assessment moves
+    it on to Authorize, authorized (`assessments.assess`); otherwise it waits in Assess to
+    be approved like a normal change, and the `change.assessed` event says why.
+    """
     ctx.actor.require(Permission.CHANGES_TRANSITION)
     with engine.connect() as conn:
         current = change_store.get(conn, changes.parse_id(change_id))
@@ -323,10 +340,20 @@ def submit(engine: sa.Engine, ctx: Context, change_id: str, **kwargs: Any) -> Ch
             [s.value for s in changes.allowed_next(current)],
         )
     kwargs.setdefault("expected_version", current.version)
-    return transition(engine, ctx, change_id, target, **kwargs)
+    moved = transition(engine, catalog, ctx, change_id, target, **kwargs)
+    if moved.spec.type is not changes.ChangeType.STANDARD:
+        return moved
+    assessments.assess(engine, catalog, ctx, moved.id)
+    return get(engine, ctx, moved.id)
 
 
-def resume(engine: sa.Engine, ctx: Context, change_id: str, **kwargs: Any) -> ChangeRequest:
+def resume(
+    engine: sa.Engine,
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    change_id: str,
+    **kwargs: Any,
+) -> ChangeRequest:
     """Take a change off hold, back to the state it was held from."""
     ctx.actor.require(Permission.CHANGES_TRANSITION)
     with engine.connect() as conn:
@@ -334,7 +361,7 @@ def resume(engine: sa.Engine, ctx: Context, change_id: str, **kwargs: Any) -> Ch
     if current.state is not ChangeState.ON_HOLD or current.held_from is None:
         raise Refused(f"{current.id} is {current.state.value}, not on-hold; nothing to resume")
     kwargs.setdefault("expected_version", current.version)
-    return transition(engine, ctx, change_id, current.held_from, **kwargs)
+    return transition(engine, catalog, ctx, change_id, current.held_from, **kwargs)
 
 
 def comment(engine: sa.Engine, ctx: Context, change_id: str, body: str) -> dict[str, Any]:

@@ -1,0 +1,240 @@
+"""Moving a change inside a transaction, with the gates its lifecycle needs.
+
+`apply_transition` is the one place a change changes state (the change, approval and
+assessment services all call it inside their own transactions). Two moves are gated on more
+than the transition table:
+
+    Assess -> Authorize     (normal and standard changes) needs an assessment of the change's
+                            current content: the approval rules depend on its risk class.
+    Authorize -> Scheduled  needs the change to be authorized now (`authorization`): by a
+                            standard template that covers it, or by its approvals (quorum,
+                            separation of duties, the current content hash, none expired).
+
+`authorization` is computed, not stored: from the change, its latest assessment, the
+approvals given and the catalog, at an instant. Approvals are *used* when the change leaves
+Authorize for Scheduled; from then on their expiry no longer matters (a material edit still
+voids them and sends the change back, see `domain.changes.edit`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from changegate.domain import approvals, canonical, changes, impact
+from changegate.domain import catalog as catalog_model
+from changegate.domain.approvals import Decision, Requirement, TemplateMatch
+from changegate.domain.changes import ChangeRequest, ChangeState, ChangeType, CloseCode
+from changegate.domain.risk import Assessment
+from changegate.errors import Refused
+from changegate.services import audit as audit_service
+from changegate.services.context import Context
+from changegate.store import approvals as approval_store
+from changegate.store import assessments as assessment_store
+from changegate.store import changes as change_store
+
+S = ChangeState
+
+
+def current_assessment(conn: sa.Connection, change: ChangeRequest) -> Assessment | None:
+    """The latest assessment if it is of the change's current content, else None."""
+    found = assessment_store.latest(conn, change.number)
+    if found is None or found.content_hash != change.content_hash:
+        return None
+    return found
+
+
+def usable_assessment(change: ChangeRequest, latest: Assessment | None) -> Assessment | None:
+    """The assessment the approval rules see: the latest, except that an emergency change
+    (which needs none) assessed before an edit is treated as not assessed. Any other change
+    with an assessment of older content is refused by `approvals.required_approvals`."""
+    if (
+        change.spec.type is ChangeType.EMERGENCY
+        and latest is not None
+        and latest.content_hash != change.content_hash
+    ):
+        return None
+    return latest
+
+
+def requirement_for(
+    conn: sa.Connection,
+    catalog: catalog_model.Catalog,
+    change: ChangeRequest,
+    analysed: impact.Impact | None = None,
+) -> Requirement:
+    """Who must approve the change's current content, from its `usable_assessment`
+    (Refused when it is of older content: assess again)."""
+    return approvals.required_approvals(
+        change,
+        usable_assessment(change, assessment_store.latest(conn, change.number)),
+        analysed if analysed is not None else impact.analyze(catalog, change.spec),
+        approvals.ApprovalPolicy.of(catalog),
+        catalog,
+    )
+
+
+def template_match(
+    catalog: catalog_model.Catalog, change: ChangeRequest, assessment: Assessment | None
+) -> TemplateMatch | None:
+    """For a standard change, whether a template covers it (the one it names, else any);
+    None for other types."""
+    if change.spec.type is not ChangeType.STANDARD:
+        return None
+    templates = catalog.standard_templates
+    named = change.spec.template
+    if named is not None:
+        found = templates.get(named)
+        if found is None:
+            return TemplateMatch(
+                False, None, None, (f"no standard template {named!r} in the catalog",)
+            )
+        return approvals.match_template(change, assessment, [found])
+    return approvals.match_template(change, assessment, templates.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """Whether the change may leave Authorize for Scheduled now, and on what grounds.
+
+    `via` is `template` (a standard template covers it), `approvals` (its decision is
+    authorized) or None. `template` is the template check of a standard change (also when
+    it failed: the reasons it is approved like a normal change); `requirement` and
+    `decision` are None only when the requirement could not be computed (an assessment of
+    older content: `reason` says so).
+    """
+
+    authorized: bool
+    via: str | None
+    reason: str
+    requirement: Requirement | None
+    decision: Decision | None
+    template: TemplateMatch | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stable JSON shape (the decision and requirement are reported beside it)."""
+        until = self.decision.valid_until if self.decision is not None else None
+        if self.via != "approvals":
+            until = None
+        return {
+            "authorized": self.authorized,
+            "via": self.via,
+            "reason": self.reason,
+            "valid_until": canonical.to_utc_text(until) if until is not None else None,
+            "template": self.template.as_dict() if self.template is not None else None,
+        }
+
+
+def authorization(
+    conn: sa.Connection,
+    catalog: catalog_model.Catalog,
+    change: ChangeRequest,
+    now: datetime,
+    analysed: impact.Impact | None = None,
+) -> Authorization:
+    """Whether the change is authorized at `now` (see the module docstring)."""
+    match = template_match(catalog, change, current_assessment(conn, change))
+    try:
+        required = requirement_for(conn, catalog, change, analysed)
+    except Refused as exc:
+        if match is not None and match.ok:
+            required = None
+        else:
+            return Authorization(False, None, str(exc), None, None, match)
+    decision = None
+    if required is not None:
+        given = approval_store.of_change(conn, change.number)
+        decision = approvals.evaluate(required, given, change=change, catalog=catalog, now=now)
+    if match is not None and match.ok:
+        reason = f"pre-approved: standard template {match.template} v{match.version} covers it"
+        return Authorization(True, "template", reason, required, decision, match)
+    assert required is not None
+    assert decision is not None
+    if decision.authorized:
+        return Authorization(True, "approvals", decision.reason, required, decision, match)
+    reason = decision.reason
+    if match is not None:
+        reason += "; no standard template covers it: " + "; ".join(match.reasons)
+    return Authorization(False, None, reason, required, decision, match)
+
+
+def _who_can(decision: Decision | None) -> str | None:
+    if decision is None:
+        return None
+    names = sorted({person for status in decision.missing for person in status.candidates})
+    return ", ".join(names) or None
+
+
+def _gate(
+    conn: sa.Connection,
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    current: ChangeRequest,
+    target: ChangeState,
+) -> dict[str, Any] | None:
+    """Refuse a gated move that is not allowed now; what the audit event records of it."""
+    if (
+        current.state is S.ASSESS
+        and target is S.AUTHORIZE
+        and current.spec.type is not ChangeType.EMERGENCY
+        and current_assessment(conn, current) is None
+    ):
+        raise Refused(
+            f"{current.id} has no assessment of its current content; assess it first "
+            f"(changegate change assess {current.id}): its approval rules depend on its risk"
+        )
+    if current.state is S.AUTHORIZE and target is S.SCHEDULED:
+        found = authorization(conn, catalog, current, ctx.now())
+        if not found.authorized:
+            raise Refused(
+                f"{current.id} is not authorized: {found.reason}",
+                override_by=_who_can(found.decision),
+            )
+        return found.as_dict()
+    return None
+
+
+def apply_transition(
+    conn: sa.Connection,
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    current: ChangeRequest,
+    target: ChangeState,
+    *,
+    close_code: CloseCode | None = None,
+    close_notes: str | None = None,
+    reason: str | None = None,
+    rejection: bool = False,
+) -> ChangeRequest:
+    """Move `current` (read in this transaction) to `target` and audit it, guarded by its
+    version and the lifecycle gates. Permission and text checks are the caller's.
+
+    A move back to Draft from Assess or Authorize is `change.rejected` when the approvals
+    service rejects (`rejection`, after its checks) and `change.withdrawn` otherwise."""
+    moved = changes.transition(
+        current, target, ctx.now(), close_code=close_code, close_notes=close_notes
+    )
+    gated = _gate(conn, catalog, ctx, current, target)
+    change_store.update(conn, moved, current.version)
+    reopened = changes.returns_to_draft(current.state, moved.state)
+    before = {"state": current.state.value, "version": current.version}
+    after: dict[str, Any] = {"state": moved.state.value, "version": moved.version}
+    if reason:
+        after["reason"] = reason
+    if close_code is not None:
+        after["close_code"] = close_code.value
+        after["close_notes"] = moved.close_notes
+    if gated is not None:
+        after["authorization"] = gated
+    if reopened:
+        # Where pending approvals end: they name the content they approved and count only
+        # while the change waits in Authorize.
+        after["pending_approvals_canceled"] = True
+    action = "change.transitioned"
+    if reopened:
+        action = "change.rejected" if rejection else "change.withdrawn"
+    audit_service.record(conn, ctx, action, "change", moved.id, before, after)
+    return moved
