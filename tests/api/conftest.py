@@ -79,3 +79,52 @@ def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
 def fields(problem: dict[str, Any]) -> set[str]:
     """The field names a 422 problem lists."""
     return {error["field"] for error in problem["errors"]}
+
+
+def approve_until_authorized(client: TestClient, change_id: str) -> dict[str, Any]:
+    """Approve through the API as the first candidate of each missing need until the
+    decision is authorized; returns the last decision."""
+    url = f"/api/v1/changes/{change_id}/approvals"
+    decision: dict[str, Any] = client.get(url, headers=as_("frank")).json()["decision"]
+    while not decision["authorized"]:
+        need = next(n for n in decision["needs"] if not n["satisfied"])
+        assert need["candidates"], decision["reason"]
+        body = {"tenant": need["tenant"]} if need["tenant"] else {"role": need["role"]}
+        response = client.post(url, json=body, headers=as_(need["candidates"][0]))
+        assert response.status_code == 201, response.text
+        decision = response.json()
+    return decision
+
+
+FORWARD = ("draft", "assess", "authorize", "scheduled", "implementing", "review", "closed")
+
+
+def drive(client: TestClient, change: dict[str, Any], target: str, mover: str = "bob") -> Any:
+    """Move a change forward through the API until it is in `target`: submit, assess (unless
+    its latest assessment is of its content), authorize, approve, schedule, implement,
+    review, close; returns the change."""
+    change_id = change["id"]
+    while change["state"] != target:
+        state = change["state"]
+        if state == "draft":
+            response = client.post(f"/api/v1/changes/{change_id}/submit", headers=as_("alice"))
+            assert response.status_code == 200, response.text
+            change = response.json()
+            continue
+        if state == "assess":
+            latest = client.get(f"/api/v1/changes/{change_id}/assessment", headers=as_(mover))
+            if latest.status_code != 200 or (
+                latest.json()["content_hash"] != change["content_hash"]
+            ):
+                url = f"/api/v1/changes/{change_id}/assessments"
+                assessed = client.post(url, headers=as_(mover))
+                assert assessed.status_code == 201, assessed.text
+            change = client.get(f"/api/v1/changes/{change_id}", headers=as_(mover)).json()
+            if change["state"] != "assess":
+                continue
+        if state == "authorize":
+            approve_until_authorized(client, change_id)
+        following = FORWARD[FORWARD.index(state) + 1]
+        extra = {"close_code": "successful"} if following == "closed" else {}
+        change = move(client, change, following, mover, **extra)
+    return change

@@ -23,18 +23,18 @@ INBOX = "/api/v1/approvals/inbox"
 
 
 def waiting(client: TestClient) -> str:
-    """The sample change filed by alice, submitted, moved to authorize by carol, assessed."""
+    """The sample change filed by alice, submitted, assessed, moved to authorize by carol."""
     change = create(client)
     change_id: str = change["id"]
     submitted = client.post(f"/api/v1/changes/{change_id}/submit", headers=as_("alice"))
     assert submitted.status_code == 200, submitted.text
+    assessed = client.post(f"/api/v1/changes/{change_id}/assessments", headers=as_("alice"))
+    assert assessed.status_code == 201, assessed.text
+    assert assessed.json()["risk_class"] == "high"
     moved = client.post(
         f"/api/v1/changes/{change_id}/transitions", json={"to": "authorize"}, headers=as_("carol")
     )
     assert moved.status_code == 200, moved.text
-    assessed = client.post(f"/api/v1/changes/{change_id}/assessments", headers=as_("alice"))
-    assert assessed.status_code == 201, assessed.text
-    assert assessed.json()["risk_class"] == "high"
     return change_id
 
 

@@ -16,7 +16,7 @@ from changegate import bootstrap
 from changegate.api.app import create_app
 from changegate.errors import InvalidTransition, StaleWrite
 from changegate.services import changes as changes_service
-from tests.api.conftest import PROBLEM, as_, assert_problem, create, fields, move
+from tests.api.conftest import PROBLEM, as_, assert_problem, create, drive, fields, move
 from tests.conftest import ctx_for
 from tests.factories import change_data
 
@@ -47,6 +47,7 @@ def test_illegal_transition_is_409_with_allowed_states_and_the_cli_message(
     with pytest.raises(InvalidTransition) as raised:
         changes_service.transition(
             app.engine,
+            app.catalog(),
             ctx_for(app.catalog(), "bob"),
             change["id"],
             "closed",
@@ -72,9 +73,7 @@ def test_submit_twice_and_resume_when_not_held_are_refused(client: TestClient) -
 
 
 def test_closing_without_a_close_code_names_the_body_field(client: TestClient) -> None:
-    change = create(client)
-    for to in ("assess", "authorize", "scheduled", "implementing", "review"):
-        change = move(client, change, to, "carol")
+    change = drive(client, create(client), "review")
     response = client.post(
         f"/api/v1/changes/{change['id']}/transitions", json={"to": "closed"}, headers=as_("bob")
     )
@@ -207,14 +206,25 @@ def test_edit_errors_name_the_body_fields(client: TestClient) -> None:
     assert fields(assert_problem(empty, 422, "invalid-input")) == {"body"}
 
 
-def test_material_edit_after_submission_is_refused(client: TestClient) -> None:
-    change = create(client)
-    move(client, change, "assess", "alice")
-    response = client.patch(
-        f"/api/v1/changes/{change['id']}", json={"title": "Sneaky"}, headers=as_("alice")
-    )
+def test_material_edit_after_approval_returns_to_assess_and_is_refused_once_running(
+    client: TestClient,
+) -> None:
+    change = drive(client, create(client), "scheduled")
+    url = f"/api/v1/changes/{change['id']}"
+    reopened = client.patch(url, json={"title": "Sneaky"}, headers=as_("alice"))
+    assert reopened.status_code == 200, reopened.text
+    assert reopened.json()["state"] == "assess"
+    history = client.get(f"{url}/history", headers=as_("frank")).json()["items"]
+    assert history[-1]["action"] == "change.edited"
+    assert history[-1]["after"]["state"] == "assess"
+    assert sorted(history[-1]["after"]["approvals_invalidated"]) == ["carol", "dave"]
+    running = drive(client, reopened.json(), "implementing")
+    response = client.patch(url, json={"title": "Too late"}, headers=as_("alice"))
     problem = assert_problem(response, 403, "refused")
-    assert "can only be edited in draft" in problem["detail"]
+    assert problem["detail"] == (
+        f"{running['id']} is implementing; title cannot be edited now (approvals bind to "
+        "them): file a new change"
+    )
 
 
 def test_fastapi_validation_errors_are_problems_naming_http_fields(client: TestClient) -> None:

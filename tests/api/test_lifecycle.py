@@ -8,7 +8,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import as_, assert_problem, create, move
+from tests.api.conftest import approve_until_authorized, as_, assert_problem, create, move
 from tests.factories import change_data
 
 
@@ -25,7 +25,25 @@ def test_full_lifecycle_draft_to_closed(client: TestClient) -> None:
     change = submitted.json()
     assert change["state"] == "assess"
 
+    refused = client.post(
+        f"/api/v1/changes/{change['id']}/transitions",
+        json={"to": "authorize"},
+        headers=as_("carol"),
+    )
+    assert_problem(refused, 403, "refused")
+    assert "assess it first" in refused.json()["detail"]
+    assessed = client.post(f"/api/v1/changes/{change['id']}/assessments", headers=as_("alice"))
+    assert assessed.status_code == 201, assessed.text
     change = move(client, change, "authorize", "carol", reason="risk reviewed")
+    early = client.post(
+        f"/api/v1/changes/{change['id']}/transitions",
+        json={"to": "scheduled"},
+        headers=as_("carol"),
+    )
+    problem = assert_problem(early, 403, "refused")
+    assert problem["detail"].startswith(f"{change['id']} is not authorized: waiting for")
+    assert problem["override_by"] == "carol, dave, ivan, peggy"
+    approve_until_authorized(client, change["id"])
     change = move(client, change, "scheduled", "carol")
     change = move(client, change, "implementing", "bob")
     change = move(client, change, "review", "bob")
@@ -53,8 +71,16 @@ def test_full_lifecycle_draft_to_closed(client: TestClient) -> None:
     history = client.get(f"/api/v1/changes/{change['id']}/history", headers=as_("frank"))
     assert history.status_code == 200
     events = history.json()["items"]
-    assert [e["action"] for e in events] == ["change.created"] + ["change.transitioned"] * 6
-    assert [e["after"].get("state") for e in events[1:]] == [
+    moves = [e for e in events if e["action"] == "change.transitioned"]
+    assert [e["action"] for e in events if e["action"] not in {"change.transitioned"}] == [
+        "change.created",
+        "change.assessed",
+        "change.approved",
+        "change.approved",
+        "change.authorized",
+    ]
+    assert moves[2]["after"]["authorization"]["via"] == "approvals"
+    assert [e["after"].get("state") for e in moves] == [
         "assess",
         "authorize",
         "scheduled",
@@ -62,8 +88,8 @@ def test_full_lifecycle_draft_to_closed(client: TestClient) -> None:
         "review",
         "closed",
     ]
-    assert [e["actor"] for e in events] == ["alice", "alice", "carol", "carol", "bob", "bob", "bob"]
-    assert events[2]["after"]["reason"] == "risk reviewed"
+    assert [e["actor"] for e in moves] == ["alice", "carol", "carol", "bob", "bob", "bob"]
+    assert moves[1]["after"]["reason"] == "risk reviewed"
     assert all(e["object_id"] == change["id"] for e in events)
 
     verified = client.get("/api/v1/audit/verify", headers=as_("frank"))
