@@ -15,15 +15,15 @@ def words(text: str) -> str:
 
 
 def waiting(cli: Cli) -> str:
-    """The sample change: filed by alice, submitted, moved to authorize by carol, assessed."""
+    """The sample change: filed by alice, submitted, assessed, moved to authorize by carol."""
     (cli.workdir / "change.yaml").write_text(change_yaml())
     change_id: str = cli("--as", "alice", "change", "create", "-f", "change.yaml", "--json").json()[
         "id"
     ]
     cli("--as", "alice", "change", "submit", change_id)
-    cli("--as", "carol", "change", "transition", change_id, "authorize")
     assessed = cli("--as", "alice", "change", "assess", change_id, "--json").json()
     assert assessed["risk_class"] == "high"
+    cli("--as", "carol", "change", "transition", change_id, "authorize")
     return change_id
 
 

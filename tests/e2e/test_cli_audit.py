@@ -30,9 +30,9 @@ def trail(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> str:
     (workdir / "change.yaml").write_text(change_yaml())
     cli("--as", "alice", "change", "create", "-f", "change.yaml")
     cli("--as", "alice", "change", "submit", "CHG-1")
-    cli("--as", "carol", "change", "transition", "CHG-1", "authorize", "--reason", "ok")
+    cli("--as", "alice", "change", "assess", "CHG-1")
     cli("--as", "bob", "change", "comment", "CHG-1", "-m", "scheduled for tonight")
-    cli("--as", "carol", "change", "transition", "CHG-1", "scheduled")
+    cli("--as", "carol", "change", "transition", "CHG-1", "on-hold", "--reason", "ok")
     return cli.database_url
 
 

@@ -10,12 +10,14 @@ import yaml
 from tests.e2e.test_cli_harness import Cli, make_cli, widest_line
 from tests.factories import change_yaml
 
-TRANSITIONS = [  # (person, state): who moves the change where, after submit
+TRANSITIONS = [  # (person, state): who moves the change where, after it was assessed
     ("carol", "authorize"),
     ("carol", "scheduled"),
     ("bob", "implementing"),
     ("bob", "review"),
 ]
+# Who approves the (high-risk) sample change before it may be scheduled.
+APPROVERS = [("carol", "platform-lead"), ("dave", "cab")]
 
 
 def file_change(cli: Cli, name: str = "change.yaml", **overrides: object) -> dict[str, object]:
@@ -34,7 +36,11 @@ def run_lifecycle(cli: Cli) -> None:
 
     submitted = cli("--as", "alice", "change", "submit", "CHG-1")
     assert "CHG-1 is assess (version 2)" in submitted.stdout
+    cli("--as", "alice", "change", "assess", "CHG-1")
     for person, state in TRANSITIONS:
+        if state == "scheduled":
+            for approver, role in APPROVERS:
+                cli("--as", approver, "change", "approve", "CHG-1", "--role", role)
         moved = cli("--as", person, "change", "transition", "CHG-1", state, "--json").json()
         assert moved["state"] == state
     closed = cli(
@@ -56,9 +62,19 @@ def run_lifecycle(cli: Cli) -> None:
     shown = cli("--as", "alice", "change", "show", "CHG-1", "--json").json()
     assert shown["state"] == "closed"
     assert shown["allowed_next"] == []
-    assert [e["action"] for e in shown["history"]] == (
-        ["change.created"] + ["change.transitioned"] * 6
-    )
+    assert [e["action"] for e in shown["history"]] == [
+        "change.created",
+        "change.transitioned",
+        "change.assessed",
+        "change.transitioned",
+        "change.approved",
+        "change.approved",
+        "change.authorized",
+        "change.transitioned",
+        "change.transitioned",
+        "change.transitioned",
+        "change.transitioned",
+    ]
     assert [e["actor"] for e in shown["history"][-2:]] == ["bob", "bob"]
 
     verified = cli("--as", "frank", "audit", "verify", "--json").json()
@@ -250,8 +266,9 @@ def test_edit_with_set_and_patch_file(cli: Cli) -> None:
     (cli.workdir / "patch.yaml").write_text("title: Update sale_stock (v2)\nincidents: [INC-8]\n")
     touched = cli("--as", "alice", "change", "edit", "CHG-1", "-f", "patch.yaml")
     assert "edited CHG-1: incidents" in touched.stdout
-    material = cli("--as", "alice", "change", "edit", "CHG-1", "--set", "title=Sneaky", expect=2)
-    assert "can only be edited in draft" in material.stderr
+    # A material edit in Assess is allowed: the change stays there, to be assessed again.
+    material = cli("--as", "alice", "change", "edit", "CHG-1", "--set", "title=Sneaky")
+    assert material.stdout.startswith("edited CHG-1: title\nCHG-1 is assess (version 6)")
     evidence = cli(
         "--as",
         "alice",
@@ -282,7 +299,8 @@ def test_edit_with_set_and_patch_file(cli: Cli) -> None:
     assert lone.stderr.splitlines() == [
         "error: test_evidence: unpaired UTF-16 surrogates (\\ud800-\\udfff) are not allowed in text"
     ]
-    assert cli("--as", "alice", "change", "show", "CHG-1", "--json").json()["version"] == 6
+    # The refused edits wrote nothing: version 6 (title) and 7 (evidence) only.
+    assert cli("--as", "alice", "change", "show", "CHG-1", "--json").json()["version"] == 7
 
 
 def test_notes_are_for_closing_only(cli: Cli) -> None:

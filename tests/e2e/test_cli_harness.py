@@ -176,3 +176,45 @@ def file_change(cli: Cli, name: str = "change.yaml", **overrides: object) -> str
     created = cli("--as", "alice", "change", "create", "-f", name, "--json").json()
     change_id: str = created["id"]
     return change_id
+
+
+FORWARD = ("draft", "assess", "authorize", "scheduled", "implementing", "review", "closed")
+
+
+def approve_until_authorized(cli: Cli, change_id: str) -> dict[str, Any]:
+    """Approve through the CLI as the first candidate of each missing need until the
+    decision is authorized; returns the last decision."""
+    decision: dict[str, Any] = cli(
+        "--as", "frank", "change", "approvals", change_id, "--json"
+    ).json()["decision"]
+    while not decision["authorized"]:
+        need = next(n for n in decision["needs"] if not n["satisfied"])
+        assert need["candidates"], decision["reason"]
+        narrow = ["--tenant", need["tenant"]] if need["tenant"] else ["--role", need["role"]]
+        person = need["candidates"][0]
+        decision = cli("--as", person, "change", "approve", change_id, *narrow, "--json").json()
+    return decision
+
+
+def drive(cli: Cli, change_id: str, target: str, mover: str = "bob") -> dict[str, Any]:
+    """Move a change forward through the CLI until it is in `target`: submit (as alice),
+    assess, authorize, approve, schedule, implement, review, close; returns its JSON."""
+    change: dict[str, Any] = cli("--as", mover, "change", "show", change_id, "--json").json()
+    while change["state"] != target:
+        state = change["state"]
+        if state == "draft":
+            change = cli("--as", "alice", "change", "submit", change_id, "--json").json()
+            continue
+        if state == "assess":
+            cli("--as", mover, "change", "assess", change_id, "--json")
+            change = cli("--as", mover, "change", "show", change_id, "--json").json()
+            if change["state"] != "assess":
+                continue
+        if state == "authorize":
+            approve_until_authorized(cli, change_id)
+        following = FORWARD[FORWARD.index(state) + 1]
+        extra = ["--close-code", "successful"] if following == "closed" else []
+        change = cli(
+            "--as", mover, "change", "transition", change_id, following, *extra, "--json"
+        ).json()
+    return change

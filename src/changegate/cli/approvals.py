@@ -151,15 +151,18 @@ def approvals(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False
     state = runtime.json_mode(ctx, as_json)
     app_ = state.app()
     service_ctx = state.context()
-    catalog = app_.catalog()
-    required = approval_service.requirement(app_.engine, catalog, service_ctx, change_id)
-    decision = approval_service.decision(app_.engine, catalog, service_ctx, change_id)
-    body = approvals_body(required.as_dict(), decision.as_dict())
+    found = approval_service.authorization(app_.engine, app_.catalog(), service_ctx, change_id)
+    body = approvals_body(found)
     if as_json:
         output.emit_json(body)
         return
     requirement = body["requirement"]
     console = output.console()
+    authorization = body["authorization"]
+    if authorization["via"] == "template":
+        console.print(Text(f"{requirement['change_id']}  {authorization['reason']}", style="bold"))
+        console.print(Text("; ".join(authorization["template"]["reasons"])))
+        console.print()
     risk = requirement["risk_class"] or "not assessed"
     console.print(
         Text(
@@ -170,6 +173,9 @@ def approvals(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False
     )
     console.print(Text(f"requirement: {requirement['reason']}"))
     console.print(Text(f"rules from {requirement['policy_source']}"))
+    template = authorization["template"]
+    if template is not None and not template["ok"]:
+        console.print(Text("no standard template covers it: " + "; ".join(template["reasons"])))
     console.print()
     _decision_human(body["decision"])
 

@@ -28,7 +28,9 @@ from changegate.api.routes.changes import (
     canonical_id,
     change_response,
 )
+from changegate.errors import Refused
 from changegate.services import approvals as approval_service
+from changegate.services.lifecycle import Authorization
 
 router = APIRouter(prefix="/api/v1", tags=["approvals"], route_class=auth.PermissionRoute)
 
@@ -112,11 +114,31 @@ class RequirementOut(BaseModel):
     retrospective: dict[str, Any] | None
 
 
+class TemplateMatchOut(BaseModel):
+    """Whether a standard template covers the change, and every reason."""
+
+    ok: bool
+    template: str | None
+    version: int | None
+    reasons: list[str]
+
+
+class AuthorizationOut(BaseModel):
+    """Whether the change may leave Authorize for Scheduled now, and on what grounds."""
+
+    authorized: bool
+    via: str | None = Field(description="template, approvals, or null when not authorized")
+    reason: str
+    valid_until: str | None = Field(description="when authorized by approvals: first expiry")
+    template: TemplateMatchOut | None = Field(description="the template check (standard only)")
+
+
 class ApprovalsOut(BaseModel):
-    """A change's requirement and the decision on the approvals given."""
+    """A change's requirement, the decision on the approvals given, and its authorization."""
 
     requirement: RequirementOut
     decision: DecisionOut
+    authorization: AuthorizationOut
 
 
 class InboxItemOut(BaseModel):
@@ -138,9 +160,19 @@ class InboxOut(BaseModel):
     items: list[InboxItemOut]
 
 
-def approvals_body(requirement: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
-    """The JSON of GET /changes/{id}/approvals (and `changegate change approvals --json`)."""
-    return {"requirement": requirement, "decision": decision}
+def approvals_body(found: Authorization) -> dict[str, Any]:
+    """The JSON of GET /changes/{id}/approvals (and `changegate change approvals --json`).
+
+    A change whose requirement cannot be computed (assessed before its last edit) is
+    Refused, with the reason: assess it again.
+    """
+    if found.requirement is None or found.decision is None:
+        raise Refused(found.reason)
+    return {
+        "requirement": found.requirement.as_dict(),
+        "decision": found.decision.as_dict(),
+        "authorization": found.as_dict(),
+    }
 
 
 @router.post(
@@ -183,11 +215,11 @@ def post_approval(
     responses={200: {"model": ApprovalsOut}, **schemas.problem_responses(401, 403, 404, 422)},
 )
 def get_approvals(change_id: ChangeId, ctx: Reading, app: AppDep) -> JSONResponse:
-    """Who must approve and why, who approved, what is missing and who could still approve."""
-    catalog, number = app.catalog(), canonical_id(change_id)
-    required = approval_service.requirement(app.engine, catalog, ctx, number)
-    decision = approval_service.decision(app.engine, catalog, ctx, number)
-    return JSONResponse(approvals_body(required.as_dict(), decision.as_dict()))
+    """Who must approve and why, who approved, what is missing and who could still approve;
+    and whether the change may be scheduled now (by its standard template or its approvals).
+    """
+    found = approval_service.authorization(app.engine, app.catalog(), ctx, canonical_id(change_id))
+    return JSONResponse(approvals_body(found))
 
 
 @router.post(
