@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from changegate.domain import catalog as catalog_model
 from changegate.domain.approvals import Decision
 from changegate.domain.changes import ChangeRequest, ChangeState
+from changegate.errors import NotFound
 from changegate.services import approvals as approval_service
 from changegate.services import assessments as assessment_service
 from changegate.services import changes as change_service
-from changegate.errors import NotFound
 from changegate.services.context import Context
 from tests.conftest import ctx_for
 

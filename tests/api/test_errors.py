@@ -16,7 +16,7 @@ from changegate import bootstrap
 from changegate.api.app import create_app
 from changegate.errors import InvalidTransition, StaleWrite
 from changegate.services import changes as changes_service
-from tests.api.conftest import PROBLEM, as_, assert_problem, create, drive, fields, move
+from tests.api.conftest import PROBLEM, as_, assert_problem, create, drive, fields
 from tests.conftest import ctx_for
 from tests.factories import change_data
 

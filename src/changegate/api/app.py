@@ -24,6 +24,7 @@ from changegate.api.routes import (
     health,
     impact,
     reports,
+    retrospectives,
 )
 
 DESCRIPTION = """\
@@ -103,7 +104,17 @@ def create_app(app: bootstrap.App) -> FastAPI:
     )
     api.state.changegate = app
     problems.install(api)
-    for module in (changes, impact, assessments, approvals, reports, catalog, audit, health):
+    for module in (
+        changes,
+        impact,
+        assessments,
+        approvals,
+        retrospectives,
+        reports,
+        catalog,
+        audit,
+        health,
+    ):
         api.include_router(module.router)
     undeclared = auth.undeclared_routes(api)
     if undeclared:

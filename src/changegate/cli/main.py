@@ -22,6 +22,7 @@ from changegate.cli import audit as audit_cli
 from changegate.cli import catalog as catalog_cli
 from changegate.cli import changes as changes_cli
 from changegate.cli import output, reports, runtime
+from changegate.cli import retrospectives as retrospectives_cli
 from changegate.errors import ChangegateError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(catalog_cli.app, name="catalog")
 app.add_typer(changes_cli.app, name="change")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(reports.app, name="report")
+app.add_typer(retrospectives_cli.app, name="retrospective")
 approvals_cli.register(app, changes_cli.app)
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)

@@ -164,3 +164,23 @@ approvals = sa.Table(
     ),
     sqlite_autoincrement=True,
 )
+
+# Retrospectives of emergency changes: one row per change, written when the change is first
+# authorized (a re-authorization after an edit keeps the first deadline), done once.
+retrospectives = sa.Table(
+    "retrospectives",
+    metadata,
+    sa.Column(
+        "change_id",
+        sa.Integer,
+        sa.ForeignKey("changes.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("authorized_at", UtcDateTime, nullable=False),
+    sa.Column("due_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("done_at", UtcDateTime),
+    sa.Column("done_by", sa.String(128)),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+)

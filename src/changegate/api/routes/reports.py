@@ -2,6 +2,9 @@
 
 `risk-calibration` answers what `changegate report risk-calibration --json` prints: the
 period asked for and one row per risk class from the assessments service (docs/risk.md).
+`retrospectives` answers what `changegate report retrospectives --json` prints: the emergency
+changes' retrospectives of a listing (open, overdue or all) at an instant
+(docs/retrospectives.md).
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from pydantic import BaseModel, Field
 from changegate.api import auth, schemas
 from changegate.api.problems import fields_under
 from changegate.api.routes.changes import AppDep, Reading
+from changegate.api.routes.retrospectives import RetrospectiveOut
 from changegate.domain import canonical
+from changegate.domain.retrospectives import Listing
 from changegate.services import assessments as assessment_service
+from changegate.services import retrospectives as retrospective_service
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"], route_class=auth.PermissionRoute)
 
@@ -75,3 +81,35 @@ def risk_calibration(
             "items": rows,
         }
     )
+
+
+class RetrospectivesOut(BaseModel):
+    """Emergency changes' retrospectives, earliest deadline first."""
+
+    status: str = Field(description="the listing asked for: open, overdue or all")
+    now: str = Field(description="the instant each item's status is told at (UTC)")
+    items: list[RetrospectiveOut]
+
+
+@router.get(
+    "/retrospectives",
+    summary="Emergency changes' retrospectives: open, overdue or all",
+    response_model=None,
+    responses={200: {"model": RetrospectivesOut}, **schemas.problem_responses(401, 403, 422)},
+)
+def retrospectives(
+    ctx: Reading,
+    app: AppDep,
+    status: Annotated[
+        Listing,
+        Query(
+            description="open: not yet done (overdue ones included); overdue: past their "
+            "deadline and not done; all: done ones too"
+        ),
+    ] = Listing.OPEN,
+) -> JSONResponse:
+    """The retrospectives of the listing, ordered by deadline, each with its status now
+    (`open`, `overdue`, `done`, `done-late`)."""
+    with fields_under("query"):
+        found = retrospective_service.report(app.engine, ctx, status=status)
+    return JSONResponse(found.as_dict())
