@@ -184,3 +184,25 @@ retrospectives = sa.Table(
     sa.Column("done_by", sa.String(128)),
     sa.Column("comment", sa.Text, nullable=False, default=""),
 )
+
+# The schedule of a change: its waves, each a slot and the tenants it touches (one wave for a
+# change that fits one slot). Not part of the change's content: rescheduling does not void
+# approvals. Replaced whole on every (re)scheduling; the audit trail keeps the history.
+change_waves = sa.Table(
+    "change_waves",
+    metadata,
+    sa.Column(
+        "change_id",
+        sa.Integer,
+        sa.ForeignKey("changes.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("wave", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("start", UtcDateTime, nullable=False, index=True),
+    sa.Column("end", UtcDateTime, nullable=False, index=True),
+    sa.Column("tenants", sa.JSON, nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("scheduled_at", UtcDateTime, nullable=False),
+    sa.Column("scheduled_by", sa.String(128), nullable=False),
+)
