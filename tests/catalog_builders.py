@@ -45,6 +45,38 @@ def tenant_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def window(name: str, **spec: Any) -> dict[str, Any]:
+    """A Window document: a global allow window in UTC unless spec says otherwise (a deny
+    window defaults to purpose freeze)."""
+    base: dict[str, Any] = {
+        "type": "allow",
+        "purpose": "freeze" if spec.get("type") == "deny" else "maintenance",
+        "timezone": "UTC",
+        "scope": {"global": True},
+    }
+    return doc("Window", name, {**base, **spec})
+
+
+def holiday_calendar(name: str, *dates: str, **spec: Any) -> dict[str, Any]:
+    """A HolidayCalendar document with the given ISO dates (each named after itself)."""
+    body: dict[str, Any] = {
+        "display_name": name.replace("-", " ").title(),
+        "dates": [{"date": day, "name": f"Holiday {day}"} for day in dates],
+    }
+    return doc("HolidayCalendar", name, {**body, **spec})
+
+
+def extra_tenant(name: str, **overrides: Any) -> dict[str, Any]:
+    """Another valid multi-tenant tenant like acme (own database, no approvers)."""
+    spec = tenant_spec(
+        display_name=name.title(),
+        database={"service": "pg-1", "name": name.replace("-", "_")},
+        approvers=[],
+    )
+    spec.update(overrides)
+    return doc("Tenant", name, spec)
+
+
 def platform() -> Platform:
     """A small platform with every kind, valid as it stands."""
     return {

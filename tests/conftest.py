@@ -9,6 +9,7 @@ tests skip, except under CI=true where they fail.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,17 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample platform from `changegate init`, written once per run. Do not modify it."""
     directory = tmp_path_factory.mktemp("platform")
     sample_platform.write_sample(directory, force=True)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def calm_sample_dir(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Path:
+    """The sample platform without its windows: the calendar allows every change at every
+    instant. For tests of whole lifecycles through real processes, which cannot set the
+    clock, so that they do not depend on the date they run. Do not modify it."""
+    directory = tmp_path_factory.mktemp("calm-platform")
+    shutil.copytree(sample_dir, directory, dirs_exist_ok=True)
+    (directory / "windows.yaml").unlink()
     return directory
 
 

@@ -17,6 +17,7 @@ from changegate.domain.changes import ChangeRequest, ChangeState
 from changegate.errors import NotFound
 from changegate.services import approvals as approval_service
 from changegate.services import assessments as assessment_service
+from changegate.services import calendar as calendar_service
 from changegate.services import changes as change_service
 from changegate.services.context import Context
 from tests.conftest import ctx_for
@@ -72,8 +73,9 @@ def drive(
     close_code: str = "successful",
 ) -> ChangeRequest:
     """Move the change forward until it is in `target`: submit (as its requester), assess
-    (unless its latest assessment is of its content), authorize, approve, schedule,
-    implement, review, close (as `mover`)."""
+    (unless its latest assessment is of its content), authorize, approve, schedule (the
+    earliest slots), implement (at the first wave's start, when the calendar allows it),
+    review, close (as `mover`)."""
     as_ = as_ or (lambda person: ctx_for(catalog, person))
     change = change_service.get(engine, as_("frank"), change_id)
     assert FORWARD.index(target) >= FORWARD.index(change.state), (change.state, target)
@@ -92,6 +94,13 @@ def drive(
         elif state is S.AUTHORIZE:
             approve_until_authorized(engine, catalog, change_id, as_)
             change = change_service.transition(engine, catalog, as_(mover), change_id, S.SCHEDULED)
+        elif state is S.SCHEDULED:
+            # Start when the calendar allows it: at the first wave's slot.
+            mine = as_(mover)
+            waves = calendar_service.schedule_of(engine, catalog, mine, change_id).plan.waves
+            start = waves[0].start
+            at_start = Context(actor=mine.actor, clock=lambda start=start: start)
+            change = change_service.transition(engine, catalog, at_start, change_id, S.IMPLEMENTING)
         else:
             following = FORWARD[FORWARD.index(state) + 1]
             code = close_code if following is S.CLOSED else None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,7 +15,7 @@ from changegate.adapters import catalog_files, signing
 from changegate.domain import catalog as catalog_model
 from changegate.errors import InvalidInput, PermanentError, Problem
 from changegate.services import catalog as catalog_service
-from changegate.services.context import SYSTEM, Context
+from changegate.services.context import SYSTEM, Context, utcnow
 from changegate.settings import Settings
 from changegate.store import db
 
@@ -28,6 +30,9 @@ class App:
     engine: sa.Engine
     catalog_dir: Path
     _catalog: catalog_model.Catalog | None = field(default=None, repr=False)
+    # The clock every request's context reads; tests replace it to stand at a given instant
+    # (inside a maintenance window, past an approval's expiry). Never set from outside.
+    clock: Callable[[], datetime] = field(default=utcnow, repr=False)
 
     def catalog(self) -> catalog_model.Catalog:
         """The catalog, loaded on first use; a changed digest is recorded in the audit trail."""

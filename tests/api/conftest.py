@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -96,6 +97,21 @@ def approve_until_authorized(client: TestClient, change_id: str) -> dict[str, An
     return decision
 
 
+def start_at_first_wave(client: TestClient, change: dict[str, Any], mover: str) -> Any:
+    """Move a scheduled change to implementing with the App's clock at its first wave's
+    start, when the calendar allows it (the clock is put back afterwards)."""
+    url = f"/api/v1/changes/{change['id']}/schedule"
+    waves = client.get(url, headers=as_(mover)).json()["waves"]
+    start = datetime.fromisoformat(waves[0]["start"])
+    app = client.app.state.changegate  # type: ignore[attr-defined]
+    clock = app.clock
+    app.clock = lambda: start
+    try:
+        return move(client, change, "implementing", mover)
+    finally:
+        app.clock = clock
+
+
 FORWARD = ("draft", "assess", "authorize", "scheduled", "implementing", "review", "closed")
 
 
@@ -124,6 +140,9 @@ def drive(client: TestClient, change: dict[str, Any], target: str, mover: str = 
                 continue
         if state == "authorize":
             approve_until_authorized(client, change_id)
+        if state == "scheduled":
+            change = start_at_first_wave(client, change, mover)
+            continue
         following = FORWARD[FORWARD.index(state) + 1]
         extra = {"close_code": "successful"} if following == "closed" else {}
         change = move(client, change, following, mover, **extra)

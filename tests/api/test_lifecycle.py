@@ -5,14 +5,25 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import approve_until_authorized, as_, assert_problem, create, move
+from tests.api.conftest import (
+    approve_until_authorized,
+    as_,
+    assert_problem,
+    create,
+    move,
+    start_at_first_wave,
+)
 from tests.factories import change_data
+
+T0 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)  # a Tuesday morning: no window open
 
 
 def test_full_lifecycle_draft_to_closed(client: TestClient) -> None:
+    client.app.state.changegate.clock = lambda: T0  # type: ignore[attr-defined]
     change = create(client, "alice")
     assert change["id"].startswith("CHG-")
     assert change["state"] == "draft"
@@ -45,7 +56,20 @@ def test_full_lifecycle_draft_to_closed(client: TestClient) -> None:
     assert problem["override_by"] == "carol, dave, ivan, peggy"
     approve_until_authorized(client, change["id"])
     change = move(client, change, "scheduled", "carol")
-    change = move(client, change, "implementing", "bob")
+    schedule = client.get(f"/api/v1/changes/{change['id']}/schedule", headers=as_("bob")).json()
+    assert schedule["waves"]
+    assert datetime.fromisoformat(schedule["waves"][0]["start"]) > T0
+    # Now (Tuesday) is outside the tenants' maintenance windows: nothing starts.
+    refused = client.post(
+        f"/api/v1/changes/{change['id']}/transitions",
+        json={"to": "implementing"},
+        headers=as_("bob"),
+    )
+    problem = assert_problem(refused, 403, "refused")
+    assert "may not start now" in problem["detail"]
+    assert problem["override_by"] == "platform-lead"
+    change = start_at_first_wave(client, change, "bob")
+    assert change["state"] == "implementing"
     change = move(client, change, "review", "bob")
     assert change["allowed_next"] == ["closed"]
     change = move(
@@ -78,7 +102,9 @@ def test_full_lifecycle_draft_to_closed(client: TestClient) -> None:
         "change.approved",
         "change.approved",
         "change.authorized",
+        "change.scheduled",
     ]
+    assert moves[3]["after"]["calendar"]["allowed"] is True
     assert moves[2]["after"]["authorization"]["via"] == "approvals"
     assert [e["after"].get("state") for e in moves] == [
         "assess",

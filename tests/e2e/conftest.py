@@ -21,10 +21,27 @@ def cli(tmp_path: Path, sample_dir: Path) -> Cli:
 
 
 @pytest.fixture
-def client(cli: Cli, sample_dir: Path) -> Iterator[TestClient]:
-    """The API in-process on the CLI's own SQLite file."""
+def calm_cli(tmp_path: Path, calm_sample_dir: Path) -> Cli:
+    """The console script on the sample without windows (whole lifecycles, any date)."""
+    return make_cli(tmp_path, calm_sample_dir)
+
+
+def _client_for(cli: Cli) -> Iterator[TestClient]:
     cli("db", "upgrade")
-    app = bootstrap.create(Settings(database_url=cli.database_url, catalog_dir=sample_dir))
+    assert cli.catalog_dir is not None
+    app = bootstrap.create(Settings(database_url=cli.database_url, catalog_dir=cli.catalog_dir))
     with TestClient(create_app(app)) as test_client:
         yield test_client
     app.engine.dispose()
+
+
+@pytest.fixture
+def client(cli: Cli) -> Iterator[TestClient]:
+    """The API in-process on the CLI's own SQLite file and catalog."""
+    yield from _client_for(cli)
+
+
+@pytest.fixture
+def calm_client(calm_cli: Cli) -> Iterator[TestClient]:
+    """The API in-process on `calm_cli`'s SQLite file and catalog (no windows)."""
+    yield from _client_for(calm_cli)

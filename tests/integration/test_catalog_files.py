@@ -577,7 +577,11 @@ def test_sample_platform_has_the_promised_shape(tmp_path: Path) -> None:
         ("deny", "freeze"),
         ("deny", "blackout"),
     }
-    assert any(w.rrule and "BYSETPOS" in w.rrule and w.scope.tenants for w in windows)
+    month_ends = [w for w in windows if w.generator and w.generator.kind.value == "month-end"]
+    assert month_ends and all(w.scope.tenants for w in month_ends)
+    assert any(w.generator.holidays == "be-public" for w in month_ends if w.generator)
+    assert set(built.holiday_calendars) == {"be-public", "de-public", "us-federal"}
+    assert any(w.rrule for w in windows)
     assert any(w.scope.global_ and w.start is not None for w in windows)
     assert any(w.cron for w in windows)
 
@@ -628,7 +632,7 @@ def test_the_examples_in_docs_catalog_md_form_a_valid_catalog(tmp_path: Path) ->
     text = (Path(__file__).parents[2] / "docs" / "catalog.md").read_text()
     blocks = [block.split("```", 1)[0] for block in text.split("```yaml\n")[1:]]
     examples = [block for block in blocks if "kind:" in block and "spec: {}" not in block]
-    assert len(examples) == 11  # one block per kind
+    assert len(examples) == 13  # one block per kind
     for number, block in enumerate(examples):
         (tmp_path / f"example-{number}.yaml").write_text(block)
     counts = catalog_files.load_catalog(tmp_path).as_dict()["counts"]
@@ -641,7 +645,9 @@ def test_the_examples_in_docs_catalog_md_form_a_valid_catalog(tmp_path: Path) ->
         "teams": 1,
         "people": 2,
         "windows": 4,
+        "holidaycalendars": 1,
         "riskpolicies": 1,
         "approvalpolicies": 1,
+        "schedulingpolicies": 1,
         "standardtemplates": 1,
     }

@@ -66,6 +66,7 @@ def test_lifecycle_draft_to_closed_is_audited(
         "change.transitioned",  # -> authorize
         "change.authorized",
         "change.transitioned",  # -> scheduled
+        "change.scheduled",  # its waves
         "change.transitioned",  # -> implementing
         "change.transitioned",  # -> review
         "change.transitioned",  # -> closed

@@ -80,8 +80,9 @@ def test_scheduling_needs_the_change_authorized(
     approval_service.approve(app.engine, catalog, ctx_for(catalog, "carol"), change.id)
     moved = change_service.transition(app.engine, catalog, bob, change.id, S.SCHEDULED)
     assert moved.state is S.SCHEDULED
-    scheduled = events(app, catalog, change.id)[-1]
+    scheduled = events(app, catalog, change.id)[-2]
     assert scheduled.after["authorization"]["via"] == "approvals"
+    assert events(app, catalog, change.id)[-1].action == "change.scheduled"
     assert scheduled.after["authorization"]["valid_until"] is not None
     # The refusals wrote nothing.
     assert [e.action for e in events(app, catalog, change.id)].count("change.transitioned") == 3
@@ -227,7 +228,7 @@ def test_a_standard_change_its_template_covers_is_authorized_on_submit(
     inbox = approval_service.inbox(app.engine, catalog, ctx_for(catalog, "carol"))
     assert change.id not in [item.change.id for item in inbox]
     moved = change_service.transition(app.engine, catalog, bob, change.id, S.SCHEDULED)
-    assert events(app, catalog, moved.id)[-1].after["authorization"]["via"] == "template"
+    assert events(app, catalog, moved.id)[-2].after["authorization"]["via"] == "template"
 
 
 def test_a_standard_change_no_template_covers_is_approved_like_a_normal_one(

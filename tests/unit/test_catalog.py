@@ -44,8 +44,10 @@ def test_every_kind_is_built_from_a_valid_platform() -> None:
         "teams": 1,
         "people": 3,
         "windows": 3,
+        "holidaycalendars": 0,
         "riskpolicies": 0,
         "approvalpolicies": 0,
+        "schedulingpolicies": 0,
         "standardtemplates": 0,
     }
     assert set(catalog.KINDS) == {info.kind for info in catalog.REGISTRY}
@@ -264,7 +266,7 @@ def window(**spec: Any) -> b.Platform:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({}, "give exactly one schedule: rrule, cron, or start and end (given: none)"),
+        ({}, "give exactly one schedule: rrule, cron, generator, or start and end (given: none)"),
         ({"rrule": "FREQ=DAILY", "cron": "0 2 * * *", "duration": "1h"}, "given: rrule, cron"),
         ({"rrule": "FREQ=DAILY"}, "a window with rrule needs a duration"),
         ({"cron": "0 2 * * *", "duration": "1h", "start": "2026-01-01"}, "cron window takes no"),
@@ -283,6 +285,43 @@ def window(**spec: Any) -> b.Platform:
         ({"rrule": "FREQ=DAILY;COUNT=3;UNTIL=20260101", "duration": "1h"}, "COUNT or UNTIL"),
         ({"rrule": "FREQ=DAILY;FREQ=DAILY", "duration": "1h"}, "given twice"),
         ({"rrule": "FREQ=DAILY;BYEASTER=1", "duration": "1h"}, "BYEASTER is not supported"),
+        ({"rrule": "FREQ=DAILY;BYSECOND=60", "duration": "1h"}, "BYSECOND=60 is out of range"),
+        ({"rrule": "FREQ=DAILY;INTERVAL=1001", "duration": "1h"}, "INTERVAL must be at most"),
+        (
+            {"rrule": "FREQ=DAILY;COUNT=10001", "duration": "1h", "start": "2026-01-01"},
+            "COUNT must be at most 10,000",
+        ),
+        ({"rrule": "FREQ=DAILY;COUNT=3", "duration": "1h"}, "COUNT counts from its start"),
+        (
+            {"rrule": "FREQ=DAILY", "generator": {"kind": "month-end", "business_days": 2}},
+            "given: rrule, generator",
+        ),
+        (
+            {"generator": {"kind": "month-end", "business_days": 2}, "end": "2026-01-02"},
+            "given: generator, start/end",
+        ),
+        (
+            {"generator": {"kind": "month-end", "business_days": 2}, "duration": "1h"},
+            "a generator window takes no duration",
+        ),
+        (
+            {"generator": {"kind": "month-end", "business_days": 2}, "start": "2026-01-01"},
+            "a generator window takes no start",
+        ),
+        ({"generator": {"kind": "month-end"}}, "a month-end generator needs business_days"),
+        ({"generator": {"kind": "quarter-end", "business_days": 0}}, "greater than or equal to 1"),
+        ({"generator": {"kind": "year-end", "business_days": 24}}, "less than or equal to 23"),
+        (
+            {"generator": {"kind": "year-end", "business_days": 5, "calendar": "be"}},
+            "names its holiday calendar with holidays:",
+        ),
+        ({"generator": {"kind": "holidays"}}, "a holidays generator needs calendar"),
+        (
+            {"generator": {"kind": "holidays", "calendar": "be", "business_days": 2}},
+            "a holidays generator takes calendar only",
+        ),
+        ({"generator": {"kind": "week-end", "business_days": 2}}, "'month-end', 'quarter-end'"),
+        ({"generator": {"kind": "month-end", "business_days": 2, "every": 1}}, "unknown field"),
         ({"rrule": "FREQ=DAILY", "duration": "4 hours"}, "not a duration: '4 hours'"),
         ({"rrule": "FREQ=DAILY", "duration": "0m"}, "longer than zero"),
         ({"rrule": "FREQ=DAILY", "duration": "400d"}, "longer than 366 days"),
@@ -317,6 +356,9 @@ def test_window_schedules_that_are_valid() -> None:
         },
         {"rrule": "FREQ=MONTHLY;BYDAY=-1FR,2TU;INTERVAL=2", "duration": "1h30m"},
         {"cron": "*/15 22-23,0-4 1-7 JAN,jul SUN-SAT", "duration": "90m"},
+        {"rrule": "FREQ=DAILY;COUNT=3", "duration": "1h", "start": "2026-01-01T09:00:00"},
+        {"generator": {"kind": "month-end", "business_days": 3}},
+        {"generator": {"kind": "quarter-end", "business_days": 23}},
         {"start": "2026-11-26T00:00:00+01:00", "end": "2026-12-01T00:00:00+01:00"},
     ]
     for spec in valid:
@@ -363,6 +405,70 @@ def test_dangling_references_name_field_and_id(
 def test_dangling_reference_suggests_a_close_id() -> None:
     found = only_problem(b.with_spec(b.platform(), "Person", "alice", teams=["platfrom"]))
     assert found.message == "unknown Team 'platfrom' (did you mean 'platform'?)"
+
+
+def test_window_generator_references_a_holiday_calendar() -> None:
+    files = window(generator={"kind": "month-end", "business_days": 3, "holidays": "be-publc"})
+    files["holidays.yaml"] = [b.holiday_calendar("be-public", "2026-12-25")]
+    found = only_problem(files)
+    assert found.field == "spec.generator.holidays"
+    assert found.message == "unknown HolidayCalendar 'be-publc' (did you mean 'be-public'?)"
+    files = window(generator={"kind": "holidays", "calendar": "nowhere"})
+    assert only_problem(files).field == "spec.generator.calendar"
+    files = window(generator={"kind": "holidays", "calendar": "be-public"})
+    files["holidays.yaml"] = [b.holiday_calendar("be-public", "2026-12-25", "2026-01-01")]
+    built = build(files)
+    generator = built.windows["w"].spec.generator
+    assert generator is not None
+    assert generator.kind is catalog.GeneratorKind.HOLIDAYS
+    assert generator.calendar_id() == "be-public"
+    calendar = built.holiday_calendars["be-public"]
+    assert calendar.spec.days() == {date(2026, 12, 25), date(2026, 1, 1)}
+    assert built.get("holidays", "be-public") is calendar
+    assert catalog.normalize_kind("holiday-calendars") == "HolidayCalendar"
+    assert built.as_dict()["counts"]["holidaycalendars"] == 1
+    assert calendar.as_dict()["spec"]["dates"][0] == {
+        "date": "2026-12-25",
+        "name": "Holiday 2026-12-25",
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        (
+            {"dates": [{"date": "2026-12-25", "name": "A"}, {"date": "2026-12-25", "name": "B"}]},
+            "spec.dates",
+            "2026-12-25 is listed more than once ('A' and 'B')",
+        ),
+        ({"dates": [{"date": "2026-13-01", "name": "A"}]}, "spec.dates[0].date", "not an ISO"),
+        (
+            {"dates": [{"date": "2026-12-25T00:00:00", "name": "A"}]},
+            "spec.dates[0].date",
+            "not an ISO 8601 date",
+        ),
+        ({"dates": [{"date": "2026-12-25"}]}, "spec.dates[0].name", "required field"),
+        ({"dates": [{"date": "2026-12-25", "name": ""}]}, "spec.dates[0].name", "at least 1"),
+        (
+            {"dates": [{"date": "2026-01-01", "name": "x"}] * 5001},
+            "spec.dates",
+            "at most 5000 items",
+        ),
+        ({"display_name": None}, "spec.display_name", "required field"),
+    ],
+)
+def test_holiday_calendar_rules(spec: dict[str, Any], field: str, message: str) -> None:
+    files = b.platform()
+    document = b.holiday_calendar("cal")
+    for key, value in spec.items():
+        if value is None:
+            document["spec"].pop(key)
+        else:
+            document["spec"][key] = value
+    files["holidays.yaml"] = [document]
+    found = only_problem(files)
+    assert found.field == field
+    assert message in found.message
 
 
 def test_window_globs_need_not_match_anything() -> None:

@@ -3,7 +3,9 @@
 The sample is deterministic for a given (tenants, seed): three regions, dev/staging/prod,
 shared and dedicated clusters each with PostgreSQL, Redis and Traefik, object storage and
 monitoring per region, four tiers, teams and people covering every role, customer approvers,
-and maintenance windows, a year-end freeze and month-end closing freezes. It scales to
+maintenance windows, a year-end freeze, month-end closing freezes (the last business days of
+each month, in the customer's timezone, skipping public holidays) and Belgian, German and US
+public holiday calendars for the sample's two years. It scales to
 thousands of tenants with the same shape (more clusters, more files), which is what the
 catalog benchmark loads.
 """
@@ -16,10 +18,12 @@ import random
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from dateutil import easter
 
 from changegate.domain import catalog
 from changegate.errors import InvalidInput, Problem
@@ -47,6 +51,7 @@ Written by `changegate init`. Every file holds YAML documents with
 | tenants/<cluster>.yaml | Tenant: the customers hosted on that cluster |
 | teams.yaml, people.yaml | Team, Person: who requests, implements, approves, audits |
 | windows.yaml | Window: maintenance windows, release windows, freezes, blackouts |
+| holidays.yaml | HolidayCalendar: Belgian, German and US public holidays |
 | templates.yaml | StandardTemplate: pre-approved standard changes |
 
 The demo users are alice (requester), bob (implementer), carol (approver, platform lead),
@@ -164,6 +169,14 @@ BUSINESS_SERVICES: dict[str, tuple[str, ...]] = {
 }
 # Month-end closing freezes protect tenants whose books close on those days.
 FINANCE_SERVICES = frozenset({"order-to-cash", "invoicing", "payroll", "procure-to-pay"})
+# Business days of month-end closing; the public holidays that are not business days, by
+# the customer's timezone (other timezones count Monday to Friday only).
+MONTH_END_BUSINESS_DAYS = 2
+HOLIDAYS_BY_TIMEZONE = {
+    "Europe/Brussels": "be-public",
+    "Europe/Berlin": "de-public",
+    "America/New_York": "us-federal",
+}
 ODOO_SERIES = (("16.0", 0.2), ("17.0", 0.5), ("18.0", 0.3))
 
 STAFF: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
@@ -210,6 +223,113 @@ TEMPLATES: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
         "sets the bounds.",
     ),
 )
+
+
+def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date:
+    """The nth (1-based; -1 for the last) Monday (0) ... Sunday (6) of a month."""
+    if nth > 0:
+        first = date(year, month, 1)
+        return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (nth - 1))
+    last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _us_observed(day: date) -> date:
+    # A federal holiday on a Saturday is observed on the Friday before, on a Sunday the
+    # Monday after (5 U.S.C. 6103).
+    shift = {5: -1, 6: 1}.get(day.weekday(), 0)
+    return day + timedelta(days=shift)
+
+
+def _holidays(country: str, year: int) -> list[tuple[date, str]]:
+    """A country's public holidays in a year, computed from the rules (Easter from dateutil)."""
+    sunday = easter.easter(year)
+    if country == "be":
+        return [
+            (date(year, 1, 1), "New Year's Day"),
+            (sunday + timedelta(days=1), "Easter Monday"),
+            (date(year, 5, 1), "Labour Day"),
+            (sunday + timedelta(days=39), "Ascension Day"),
+            (sunday + timedelta(days=50), "Whit Monday"),
+            (date(year, 7, 21), "Belgian National Day"),
+            (date(year, 8, 15), "Assumption Day"),
+            (date(year, 11, 1), "All Saints' Day"),
+            (date(year, 11, 11), "Armistice Day"),
+            (date(year, 12, 25), "Christmas Day"),
+        ]
+    if country == "de":
+        return [
+            (date(year, 1, 1), "Neujahr"),
+            (sunday - timedelta(days=2), "Karfreitag"),
+            (sunday + timedelta(days=1), "Ostermontag"),
+            (date(year, 5, 1), "Tag der Arbeit"),
+            (sunday + timedelta(days=39), "Christi Himmelfahrt"),
+            (sunday + timedelta(days=50), "Pfingstmontag"),
+            (date(year, 10, 3), "Tag der Deutschen Einheit"),
+            (date(year, 12, 25), "1. Weihnachtstag"),
+            (date(year, 12, 26), "2. Weihnachtstag"),
+        ]
+    fixed = [
+        (date(year, 1, 1), "New Year's Day"),
+        (date(year, 6, 19), "Juneteenth National Independence Day"),
+        (date(year, 7, 4), "Independence Day"),
+        (date(year, 11, 11), "Veterans Day"),
+        (date(year, 12, 25), "Christmas Day"),
+    ]
+    found = [
+        (_us_observed(day), name if _us_observed(day) == day else f"{name} (observed)")
+        for day, name in fixed
+    ]
+    found += [
+        (_nth_weekday(year, 1, 0, 3), "Birthday of Martin Luther King, Jr."),
+        (_nth_weekday(year, 2, 0, 3), "Washington's Birthday"),
+        (_nth_weekday(year, 5, 0, -1), "Memorial Day"),
+        (_nth_weekday(year, 9, 0, 1), "Labor Day"),
+        (_nth_weekday(year, 10, 0, 2), "Columbus Day"),
+        (_nth_weekday(year, 11, 3, 4), "Thanksgiving Day"),
+    ]
+    next_new_year = date(year + 1, 1, 1)
+    if next_new_year.weekday() == 5:  # observed on 31 December of this year
+        found.append((next_new_year - timedelta(days=1), "New Year's Day (observed)"))
+    # 1 January on a Saturday was observed the year before.
+    return sorted((day, name) for day, name in found if day.year == year)
+
+
+HOLIDAY_CALENDARS = (
+    ("be-public", "be", "Belgian public holidays", "The ten legal public holidays of Belgium."),
+    (
+        "de-public",
+        "de",
+        "German public holidays",
+        "The nationwide public holidays of Germany (regional ones are not listed).",
+    ),
+    (
+        "us-federal",
+        "us",
+        "US federal holidays",
+        "US federal holidays, on the days they are observed.",
+    ),
+)
+
+
+def holiday_calendars(years: tuple[int, ...] = (YEAR, YEAR + 1)) -> list[dict[str, Any]]:
+    """The sample's HolidayCalendar documents for the given years."""
+    return [
+        _document(
+            "HolidayCalendar",
+            ident,
+            {
+                "display_name": name,
+                "description": text,
+                "dates": [
+                    {"date": day.isoformat(), "name": holiday}
+                    for year in years
+                    for day, holiday in _holidays(country, year)
+                ],
+            },
+        )
+        for ident, country, name, text in HOLIDAY_CALENDARS
+    ]
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
@@ -685,13 +805,20 @@ class _Sample:
                 },
             )
         )
-        # Month-end closing, in each customer's own timezone: the last two business days.
+        # Month-end closing, in each customer's own timezone: the last business days of the
+        # month, whole local days, skipping the public holidays of that timezone's country.
         by_timezone: dict[str, list[str]] = defaultdict(list)
         for tenant in self.tenants:
             finance = FINANCE_SERVICES.intersection(tenant.business_services)
             if tenant.environment == "prod" and tenant.tier in ("platinum", "gold") and finance:
                 by_timezone[tenant.timezone].append(tenant.id)
         for timezone, tenant_ids in sorted(by_timezone.items()):
+            generator: dict[str, Any] = {
+                "kind": "month-end",
+                "business_days": MONTH_END_BUSINESS_DAYS,
+            }
+            if timezone in HOLIDAYS_BY_TIMEZONE:
+                generator["holidays"] = HOLIDAYS_BY_TIMEZONE[timezone]
             windows.append(
                 _document(
                     "Window",
@@ -701,9 +828,7 @@ class _Sample:
                         "purpose": "freeze",
                         "reason": "Month-end closing for finance-heavy customers.",
                         "timezone": timezone,
-                        "rrule": "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-2,-1",
-                        "start": f"{YEAR}-01-01T00:00:00",
-                        "duration": "24h",
+                        "generator": generator,
                         "scope": {"tenants": tenant_ids},
                         "exempt": {"types": ["emergency"]},
                     },
@@ -803,6 +928,7 @@ class _Sample:
         ]
         files["people.yaml"] = _dump(staff + self.customer_people)
         files["windows.yaml"] = _dump(self.windows())
+        files["holidays.yaml"] = _dump(holiday_calendars())
         files["templates.yaml"] = _dump(
             [
                 _document(

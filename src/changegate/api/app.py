@@ -19,12 +19,14 @@ from changegate.api.routes import (
     approvals,
     assessments,
     audit,
+    calendar,
     catalog,
     changes,
     health,
     impact,
     reports,
     retrospectives,
+    schedules,
 )
 
 DESCRIPTION = """\
@@ -112,6 +114,8 @@ def create_app(app: bootstrap.App) -> FastAPI:
         retrospectives,
         reports,
         catalog,
+        calendar,
+        schedules,
         audit,
         health,
     ):

@@ -58,7 +58,7 @@ def request_id(request: Request) -> str:
 def acting_context(app: bootstrap.App, person: str | None, request_id: str) -> Context:
     """The service context for the named person; 401 when none is named, 403 when unknown."""
     try:
-        return context_service.context_for(app.catalog(), person, request_id)
+        return context_service.context_for(app.catalog(), person, request_id, clock=app.clock)
     except Refused as exc:
         if not person:
             raise problems.Unauthenticated(str(exc)) from exc

@@ -15,7 +15,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from changegate.domain.changes import ChangeSpec, ChangeState, CloseCode
 
@@ -44,6 +44,34 @@ class TransitionIn(_In):
     reason: StrictStr | None = Field(
         default=None, max_length=2_000, description="recorded in the audit trail"
     )
+    override_calendar: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2_000,
+        description=(
+            "only when starting (scheduled -> implementing): why the calendar is overridden; "
+            "given by someone holding the roles the refusal names"
+        ),
+    )
+
+
+class ScheduleIn(_In):
+    """The optional body of POST /changes/{id}/schedule."""
+
+    version: Version | None = Field(default=None, ge=1)
+    not_before: AwareDatetime | None = Field(
+        default=None, description="the earliest start (default now; never before now)"
+    )
+    horizon_days: int | None = Field(
+        default=None, ge=1, le=3660, description="how far to look (default the policy's, 90)"
+    )
+    duration_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=366 * 24 * 60,
+        description="each wave's length (default planned end - planned start, else 60)",
+    )
+    reason: StrictStr | None = Field(default=None, max_length=2_000)
 
 
 class ActionIn(_In):

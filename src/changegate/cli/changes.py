@@ -6,7 +6,7 @@ import copy
 import json
 import sys
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -805,6 +805,7 @@ def _move(
     close_code: CloseCode | None = None,
     notes: str | None = None,
     reason: str | None = None,
+    override_calendar: str | None = None,
 ) -> None:
     from changegate.services import changes as change_service
 
@@ -821,6 +822,7 @@ def _move(
         close_code=close_code,
         close_notes=notes,
         reason=reason,
+        override_calendar=override_calendar,
     )
     _print_result(moved, as_json)
 
@@ -847,10 +849,23 @@ def transition(
         ),
     ] = None,
     reason: Reason = None,
+    override_calendar: Annotated[
+        str | None,
+        typer.Option(
+            "--override-calendar",
+            metavar="TEXT",
+            help="Start (implementing) although the calendar says no, saying why; only for "
+            "someone holding the roles the refusal names.",
+        ),
+    ] = None,
     if_version: IfVersion = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Move a change to STATE; an illegal move is refused (exit 2) naming the allowed ones."""
+    """Move a change to STATE; an illegal move is refused (exit 2) naming the allowed ones.
+
+    To scheduled: books the earliest slots (as `change schedule` with its defaults). To
+    implementing: only when the calendar allows wave 1 now, or with --override-calendar.
+    """
     _move(
         ctx,
         change_id,
@@ -860,7 +875,128 @@ def transition(
         close_code=close_code,
         notes=notes,
         reason=reason,
+        override_calendar=override_calendar,
     )
+
+
+def _duration_option(text: str | None, field: str) -> timedelta | None:
+    from changegate.domain.catalog import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InvalidInput([Problem(str(exc), field=field)]) from None
+
+
+def _schedule_human(body: dict[str, Any]) -> None:
+    console = output.console()
+    waves = body["waves"]
+    verb = "rescheduled" if body["rescheduled"] else "scheduled"
+    console.print(Text(f"{body['change_id']} {verb}: {len(waves)} wave(s)", style="bold"))
+    for wave in waves:
+        tenants = wave["tenants"]
+        console.print(
+            Text(
+                f"wave {wave['index']}  {wave['start']} -> {wave['end']}  {len(tenants)} tenant(s)"
+            )
+        )
+        for tenant in tenants[:10]:
+            console.print(Text(f"  {tenant}: {wave['reasons'][tenant]}"))
+        if len(tenants) > 10:
+            console.print(Text(f"  and {len(tenants) - 10} more"))
+    for clash in body["conflicts"]:
+        kind = "blocking" if clash["blocking"] else "warning"
+        console.print(Text(f"{kind}: {clash['message']}"))
+
+
+@app.command("schedule")
+def schedule(
+    ctx: typer.Context,
+    change_id: ChangeId,
+    not_before: Annotated[
+        str | None,
+        typer.Option("--not-before", metavar="ISO", help="Earliest start (default now)."),
+    ] = None,
+    horizon: Annotated[
+        str | None,
+        typer.Option("--horizon", metavar="DURATION", help="How far to look, e.g. 90d."),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration",
+            metavar="DURATION",
+            help="Each wave's length (default planned end - planned start, else 1h).",
+        ),
+    ] = None,
+    reason: Reason = None,
+    if_version: IfVersion = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Book the change at its earliest slots (in waves when one slot does not fit every
+    tenant) and move it to scheduled; a scheduled change is rescheduled."""
+    from changegate.cli.audit import parse_instant
+    from changegate.services import calendar as calendar_service
+
+    state = runtime.json_mode(ctx, as_json)
+    app_ = state.app()
+    found = calendar_service.schedule(
+        app_.engine,
+        app_.catalog(),
+        state.context(),
+        change_id,
+        not_before=parse_instant(not_before, "--not-before"),
+        horizon=_duration_option(horizon, "--horizon"),
+        duration=_duration_option(duration, "--duration"),
+        expected_version=if_version,
+        reason=reason,
+    )
+    body = found.as_dict()
+    if as_json:
+        output.emit_json(body)
+        return
+    _schedule_human(body)
+
+
+@app.command("start-check")
+def start_check(
+    ctx: typer.Context,
+    change_id: ChangeId,
+    wave: Annotated[int, typer.Option("--wave", min=1, help="The wave (default 1).")] = 1,
+    at: Annotated[
+        str | None, typer.Option("--at", metavar="ISO", help="The instant (default now).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """May the wave start now (or --at)? Exit 0 when the calendar allows it, 2 when not."""
+    from changegate.cli.audit import parse_instant
+    from changegate.services import calendar as calendar_service
+
+    state = runtime.json_mode(ctx, as_json)
+    app_ = state.app()
+    found = calendar_service.may_start(
+        app_.engine,
+        app_.catalog(),
+        state.context(),
+        change_id,
+        wave=wave,
+        at=parse_instant(at, "--at"),
+    )
+    body = found.as_dict()
+    if as_json:
+        output.emit_json(body)
+    else:
+        verdict = "may start" if found.allowed else "may not start"
+        output.out(
+            f"{body['change_id']} wave {body['wave']}/{body['waves']} {verdict}: {body['reason']}"
+        )
+        if not found.allowed:
+            roles = body["override_roles"]
+            output.out(f"override: {', '.join(roles)}" if roles else "no override (a blackout)")
+    if not found.allowed:
+        raise typer.Exit(2)
 
 
 @app.command("cancel")

@@ -23,6 +23,7 @@ from changegate.cli import catalog as catalog_cli
 from changegate.cli import changes as changes_cli
 from changegate.cli import output, reports, runtime
 from changegate.cli import retrospectives as retrospectives_cli
+from changegate.cli import windows as windows_cli
 from changegate.errors import ChangegateError
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(changes_cli.app, name="change")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(reports.app, name="report")
 app.add_typer(retrospectives_cli.app, name="retrospective")
+app.add_typer(windows_cli.app, name="windows")
 approvals_cli.register(app, changes_cli.app)
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)

@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from changegate.domain import validation
+from changegate.domain import conflicts, validation
 from changegate.domain.changes import Category, ChangeType
 from changegate.errors import InvalidInput, NotFound, Problem
 
@@ -151,7 +151,8 @@ _RRULE_FREQ = ("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 # RFC 5545 BYxxx parts: (lowest, highest, negative values allowed)
 _RRULE_RANGES: dict[str, tuple[int, int, bool]] = {
-    "BYSECOND": (0, 60, False),
+    # RFC 5545 allows 60 for a leap second; Python datetimes (and dateutil) have none.
+    "BYSECOND": (0, 59, False),
     "BYMINUTE": (0, 59, False),
     "BYHOUR": (0, 23, False),
     "BYMONTHDAY": (1, 31, True),
@@ -162,11 +163,23 @@ _RRULE_RANGES: dict[str, tuple[int, int, bool]] = {
 }
 
 
+_RRULE_MAX = {"INTERVAL": 1000, "COUNT": 10_000}
+
+
 def _rrule_number(part: str, text: str, low: int, high: int, signed: bool) -> None:
     sign, digits = (text[0], text[1:]) if signed and text[:1] in "+-" else ("", text)
     if not digits.isdigit() or not low <= int(digits) <= high:
         allowed = f"±{low}..{high}" if signed else f"{low}..{high}"
         raise _invalid(f"{part}={sign}{digits} is out of range ({allowed})")
+
+
+def rrule_parts(text: str) -> dict[str, str]:
+    """A checked recurrence rule as {part: value}, e.g. {"FREQ": "WEEKLY", "BYDAY": "SU"}."""
+    parts: dict[str, str] = {}
+    for item in text.removeprefix("RRULE:").split(";"):
+        name, _, value = item.partition("=")
+        parts[name] = value
+    return parts
 
 
 def check_rrule(text: str) -> str:
@@ -188,6 +201,8 @@ def check_rrule(text: str) -> str:
         if name in ("INTERVAL", "COUNT"):
             if not value.isdigit() or int(value) < 1:
                 raise _invalid(f"rrule {name} must be a positive integer")
+            if int(value) > _RRULE_MAX[name]:
+                raise _invalid(f"rrule {name} must be at most {_RRULE_MAX[name]:,}")
         elif name == "UNTIL":
             if not _RRULE_UNTIL.match(value):
                 raise _invalid("rrule UNTIL must be YYYYMMDD or YYYYMMDDTHHMMSS[Z]")
@@ -728,11 +743,57 @@ class WindowExempt(_Strict):
     categories: Annotated[list[Category], AfterValidator(_unique)] = Field(default_factory=list)
 
 
+class GeneratorKind(StrEnum):
+    """The ERP-aware schedules: closing days at the end of a period, or public holidays."""
+
+    MONTH_END = "month-end"
+    QUARTER_END = "quarter-end"
+    YEAR_END = "year-end"
+    HOLIDAYS = "holidays"
+
+
+class WindowGenerator(_Strict):
+    """An ERP-aware schedule whose occurrences are whole local days.
+
+    `month-end`, `quarter-end` and `year-end` take the last `business_days` business days
+    (Monday to Friday, minus the days of the `holidays` calendar when given) of every month,
+    of March, June, September and December, or of December. `holidays` takes every day of
+    the HolidayCalendar named by `calendar`. Consecutive days make one occurrence.
+    """
+
+    kind: GeneratorKind
+    business_days: int | None = Field(default=None, ge=1, le=23)
+    holidays: EntityId | None = None
+    calendar: EntityId | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> WindowGenerator:
+        kind = self.kind.value
+        if self.kind is GeneratorKind.HOLIDAYS:
+            if self.calendar is None:
+                raise _invalid("a holidays generator needs calendar: <HolidayCalendar id>")
+            if self.business_days is not None or self.holidays is not None:
+                raise _invalid("a holidays generator takes calendar only")
+        else:
+            if self.business_days is None:
+                raise _invalid(f"a {kind} generator needs business_days, e.g. 3")
+            if self.calendar is not None:
+                raise _invalid(
+                    f"a {kind} generator names its holiday calendar with holidays:, not calendar:"
+                )
+        return self
+
+    def calendar_id(self) -> str | None:
+        """The HolidayCalendar this generator reads, if any."""
+        return self.calendar if self.kind is GeneratorKind.HOLIDAYS else self.holidays
+
+
 class WindowSpec(Spec):
     """A maintenance or release window (allow) or a freeze or blackout (deny).
 
-    Exactly one schedule: `rrule` or `cron` with a `duration`, or a dated `start` and `end`.
-    An `rrule` may take a `start` as its DTSTART. Naive times are in the window's timezone.
+    Exactly one schedule: `rrule` or `cron` with a `duration`, an ERP-aware `generator`, or a
+    dated `start` and `end`. An `rrule` may take a `start` as its DTSTART. Naive times are in
+    the window's timezone. domain/calendar.py computes the occurrences (docs/calendar.md).
     """
 
     type: WindowType
@@ -742,6 +803,7 @@ class WindowSpec(Spec):
     timezone: Timezone
     rrule: RRule | None = None
     cron: Cron | None = None
+    generator: WindowGenerator | None = None
     start: When | None = None
     end: When | None = None
     duration: Duration | None = None
@@ -755,21 +817,31 @@ class WindowSpec(Spec):
         if self.purpose not in _PURPOSES_BY_TYPE[self.type]:
             allowed = " or ".join(p.value for p in _PURPOSES_BY_TYPE[self.type])
             raise _invalid(f"an {self.type.value} window's purpose is {allowed}")
-        schedules = [name for name in ("rrule", "cron") if getattr(self, name) is not None]
+        schedules = [
+            name for name in ("rrule", "cron", "generator") if getattr(self, name) is not None
+        ]
         if self.end is not None or (self.start is not None and not schedules):
             schedules.append("start/end")
         if len(schedules) != 1:
             given = ", ".join(schedules) if schedules else "none"
             raise _invalid(
-                f"give exactly one schedule: rrule, cron, or start and end (given: {given})"
+                "give exactly one schedule: rrule, cron, generator, or start and end "
+                f"(given: {given})"
             )
         if schedules[0] == "start/end":
             self._check_dates()
+        elif schedules[0] == "generator":
+            if self.duration is not None:
+                raise _invalid("a generator window takes no duration: it covers whole days")
+            if self.start is not None:
+                raise _invalid("a generator window takes no start")
         else:
             if self.duration is None:
                 raise _invalid(f"a window with {schedules[0]} needs a duration, e.g. 4h")
             if self.cron is not None and self.start is not None:
                 raise _invalid("a cron window takes no start")
+            if self.rrule is not None and self.start is None and "COUNT" in rrule_parts(self.rrule):
+                raise _invalid("an rrule with COUNT counts from its start: give start (DTSTART)")
         return self
 
     def _check_dates(self) -> None:
@@ -798,6 +870,60 @@ class WindowSpec(Spec):
             for index, ident in enumerate(getattr(self.scope, name)):
                 if not _GLOB_CHARS.intersection(ident):
                     yield Reference(("spec", "scope", name, index), kind, ident)
+        if self.generator is not None:
+            calendar = self.generator.calendar_id()
+            if calendar is not None:
+                field = "calendar" if self.generator.kind is GeneratorKind.HOLIDAYS else "holidays"
+                yield Reference(("spec", "generator", field), "HolidayCalendar", calendar)
+
+
+def _day(value: Any) -> Any:
+    # A holiday is a whole day: a date, never a datetime.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise _invalid(f"not an ISO 8601 date: {value!r} (e.g. 2026-12-25)")
+
+
+Day = Annotated[date, BeforeValidator(_day)]
+
+
+class Holiday(_Strict):
+    """One public holiday: a date and its name."""
+
+    date: Day
+    name: Name
+
+
+class HolidayCalendarSpec(Spec):
+    """Public holidays as data, kept in the catalog (no network): the days a window's
+    `holidays` generator blocks, or that month/quarter/year-end generators skip as
+    non-business days."""
+
+    display_name: Name
+    description: Text = ""
+    dates: list[Holiday] = Field(default_factory=list, max_length=5000)
+
+    @field_validator("dates")
+    @classmethod
+    def _unique_dates(cls, holidays: list[Holiday]) -> list[Holiday]:
+        seen: dict[date, Holiday] = {}
+        for holiday in holidays:
+            first = seen.setdefault(holiday.date, holiday)
+            if first is not holiday:
+                raise _invalid(
+                    f"{holiday.date.isoformat()} is listed more than once "
+                    f"({first.name!r} and {holiday.name!r})"
+                )
+        return holidays
+
+    def days(self) -> frozenset[date]:
+        """Every date of the calendar."""
+        return frozenset(holiday.date for holiday in self.dates)
 
 
 # --------------------------------------------------------------------------- risk policy
@@ -1243,6 +1369,11 @@ class StandardTemplateSpec(Spec):
         yield from _refs("Environment", "environments", self.environments)
 
 
+class SchedulingPolicySpec(conflicts.SchedulingPolicySpec, Spec):
+    """How changes are booked: conflict severities, wave size and gap, horizon, the canary
+    label (docs/scheduling.md). At most one per catalog; without one the defaults apply."""
+
+
 # --------------------------------------------------------------------------- entities
 
 SpecT = TypeVar("SpecT", bound=Spec)
@@ -1467,6 +1598,11 @@ class Catalog:
         return self.entities["Window"]
 
     @property
+    def holiday_calendars(self) -> Mapping[str, Entity[HolidayCalendarSpec]]:
+        """Holiday calendars by id, in file order."""
+        return self.entities["HolidayCalendar"]
+
+    @property
     def risk_policies(self) -> Mapping[str, Entity[RiskPolicySpec]]:
         """Risk policies by id: none or one in a valid catalog."""
         return self.entities["RiskPolicy"]
@@ -1485,6 +1621,11 @@ class Catalog:
     def approval_policy(self) -> Entity[ApprovalPolicySpec] | None:
         """The catalog's approval policy, or None when the default rules apply."""
         return next(iter(self.approval_policies.values()), None)
+
+    @property
+    def scheduling_policy(self) -> Entity[SchedulingPolicySpec] | None:
+        """The catalog's scheduling policy, or None when the defaults apply."""
+        return next(iter(self.entities["SchedulingPolicy"].values()), None)
 
     @property
     def standard_templates(self) -> Mapping[str, Entity[StandardTemplateSpec]]:
@@ -1683,28 +1824,21 @@ def _check_people(catalog: Catalog) -> Iterator[Finding]:
             yield Finding(person, ("spec", "tenants"), "only a customer-approver lists tenants")
 
 
-def _check_risk_policies(catalog: Catalog) -> Iterator[Finding]:
-    policies = list(catalog.risk_policies.values())
-    for extra in policies[1:]:
-        first = policies[0]
-        yield Finding(
-            extra,
-            ("metadata", "name"),
-            f"a catalog holds at most one RiskPolicy; {first.id!r} is defined at "
-            f"{first.file}:{first.line}",
-        )
+def _at_most_one(kind: str) -> Callable[[Catalog], Iterator[Finding]]:
+    """The check of a kind a catalog holds at most once (a policy)."""
 
+    def check(catalog: Catalog) -> Iterator[Finding]:
+        policies = list(catalog.entities[kind].values())
+        for extra in policies[1:]:
+            first = policies[0]
+            yield Finding(
+                extra,
+                ("metadata", "name"),
+                f"a catalog holds at most one {kind}; {first.id!r} is defined at "
+                f"{first.file}:{first.line}",
+            )
 
-def _check_approval_policies(catalog: Catalog) -> Iterator[Finding]:
-    policies = list(catalog.approval_policies.values())
-    for extra in policies[1:]:
-        first = policies[0]
-        yield Finding(
-            extra,
-            ("metadata", "name"),
-            f"a catalog holds at most one ApprovalPolicy; {first.id!r} is defined at "
-            f"{first.file}:{first.line}",
-        )
+    return check
 
 
 REGISTRY: tuple[KindInfo, ...] = (
@@ -1717,18 +1851,31 @@ REGISTRY: tuple[KindInfo, ...] = (
     KindInfo("Person", PersonSpec, "people", ("persons",), _check_people),
     KindInfo("Window", WindowSpec, "windows", (), None),
     KindInfo(
+        "HolidayCalendar",
+        HolidayCalendarSpec,
+        "holidaycalendars",
+        ("holiday-calendar", "holiday-calendars", "holidays"),
+    ),
+    KindInfo(
         "RiskPolicy",
         RiskPolicySpec,
         "riskpolicies",
         ("risk-policy", "risk-policies"),
-        _check_risk_policies,
+        _at_most_one("RiskPolicy"),
     ),
     KindInfo(
         "ApprovalPolicy",
         ApprovalPolicySpec,
         "approvalpolicies",
         ("approval-policy", "approval-policies"),
-        _check_approval_policies,
+        _at_most_one("ApprovalPolicy"),
+    ),
+    KindInfo(
+        "SchedulingPolicy",
+        SchedulingPolicySpec,
+        "schedulingpolicies",
+        ("scheduling-policy", "scheduling-policies"),
+        _at_most_one("SchedulingPolicy"),
     ),
     KindInfo(
         "StandardTemplate",

@@ -18,7 +18,7 @@ from changegate.domain.changes import (
 )
 from changegate.domain.permissions import Permission
 from changegate.errors import InvalidInput, InvalidTransition, Problem, Refused, StaleWrite
-from changegate.services import assessments, lifecycle
+from changegate.services import assessments, calendar, lifecycle
 from changegate.services import audit as audit_service
 from changegate.services.context import Context
 from changegate.store import approvals as approval_store
@@ -282,16 +282,35 @@ def transition(
     close_code: CloseCode | str | None = None,
     close_notes: str | None = None,
     reason: str | None = None,
+    override_calendar: str | None = None,
 ) -> ChangeRequest:
     """Move a change through its lifecycle; illegal moves name the allowed next states.
 
     The gates of `lifecycle.apply_transition` hold: Assess -> Authorize needs a current
-    assessment, Authorize -> Scheduled an authorized change."""
+    assessment, Authorize -> Scheduled an authorized change, Scheduled -> Implementing the
+    calendar's leave (or `override_calendar`, a reason, from someone who may override).
+    Authorize -> Scheduled books the change: it is `calendar.schedule` with its defaults
+    (the earliest slots from now)."""
     ctx.actor.require(Permission.CHANGES_TRANSITION)
-    validation.check_texts(reason=reason, close_notes=close_notes)
+    validation.check_texts(
+        reason=reason, close_notes=close_notes, override_calendar=override_calendar
+    )
     target = _enum(ChangeState, to, "to")
     code = _enum(CloseCode, close_code, "close_code") if close_code is not None else None
     number = changes.parse_id(change_id)
+    if target is ChangeState.SCHEDULED and not (code or close_notes or override_calendar):
+        with engine.connect() as conn:
+            state = change_store.get(conn, number).state
+        if state is ChangeState.AUTHORIZE:
+            booked = calendar.schedule(
+                engine,
+                catalog,
+                ctx,
+                changes.format_id(number),
+                expected_version=expected_version,
+                reason=reason,
+            )
+            return booked.change
     with db.transaction(engine) as conn:
         current = change_store.get(conn, number)
         _check_version(current, expected_version)
@@ -304,6 +323,7 @@ def transition(
             close_code=code,
             close_notes=close_notes,
             reason=reason,
+            override_calendar=override_calendar,
         )
 
 

@@ -58,7 +58,11 @@ def actor_for(catalog: catalog_model.Catalog, person_id: str | None) -> Actor:
 
 
 def context_for(
-    catalog: catalog_model.Catalog, person_id: str | None, request_id: str | None = None
+    catalog: catalog_model.Catalog,
+    person_id: str | None,
+    request_id: str | None = None,
+    *,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Context:
     actor = actor_for(catalog, person_id)
-    return Context(actor=actor, request_id=request_id or uuid.uuid4().hex)
+    return Context(actor=actor, request_id=request_id or uuid.uuid4().hex, clock=clock)

@@ -24,17 +24,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from changegate.domain import approvals, canonical, changes, impact
+from changegate.domain import approvals, calendar, canonical, changes, impact
 from changegate.domain import catalog as catalog_model
 from changegate.domain.approvals import Decision, Requirement, TemplateMatch
 from changegate.domain.changes import ChangeRequest, ChangeState, ChangeType, CloseCode
 from changegate.domain.risk import Assessment
-from changegate.errors import Refused
+from changegate.errors import InvalidInput, Problem, Refused
 from changegate.services import audit as audit_service
 from changegate.services.context import Context
 from changegate.store import approvals as approval_store
 from changegate.store import assessments as assessment_store
 from changegate.store import changes as change_store
+from changegate.store import schedules as schedule_store
 
 S = ChangeState
 
@@ -161,6 +162,133 @@ def authorization(
     return Authorization(False, None, reason, required, decision, match)
 
 
+@dataclass(frozen=True, slots=True)
+class StartCheck:
+    """May the change (one wave of it) start at `at`: the calendar's decision for each of
+    its tenants that blocks it, and the roles that may override (None: cannot be
+    overridden, a blackout)."""
+
+    change_id: str
+    wave: int
+    waves: int
+    at: datetime
+    tenants: tuple[str, ...]
+    blocked: tuple[calendar.CalendarDecision, ...]
+
+    @property
+    def allowed(self) -> bool:
+        return not self.blocked
+
+    @property
+    def override_roles(self) -> tuple[str, ...] | None:
+        """Every role an override needs (one per kind of block), or None when some block
+        (a blackout) has no override."""
+        if any(decision.override_by is None for decision in self.blocked):
+            return None
+        return tuple(sorted({d.override_by for d in self.blocked if d.override_by}))
+
+    @property
+    def reason(self) -> str:
+        if self.allowed:
+            return f"the calendar allows all {len(self.tenants)} tenant(s) of wave {self.wave}"
+        shown = "; ".join(f"{d.tenant}: {d.reason}" for d in self.blocked[:5])
+        more = len(self.blocked) - 5
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stable JSON shape."""
+        roles = self.override_roles
+        return {
+            "change_id": self.change_id,
+            "wave": self.wave,
+            "waves": self.waves,
+            "at": canonical.to_utc_text(self.at),
+            "allowed": self.allowed,
+            "tenants": len(self.tenants),
+            "blocked": [decision.as_dict() for decision in self.blocked],
+            "override_roles": list(roles) if roles is not None else None,
+            "reason": self.reason,
+        }
+
+
+def start_check(
+    conn: sa.Connection,
+    catalog: catalog_model.Catalog,
+    change: ChangeRequest,
+    at: datetime,
+    wave: int = 1,
+) -> StartCheck:
+    """Whether the calendar lets wave `wave` of the change start at `at`, decided now, with
+    the catalog as it is now: a freeze declared after the change was approved and scheduled
+    still holds it back. A change with no stored waves is checked on all its tenants."""
+    waves = schedule_store.of_change(conn, change.number)
+    if waves:
+        if not 1 <= wave <= len(waves):
+            raise InvalidInput(
+                [Problem(f"{change.id} has waves 1-{len(waves)}, not {wave}", field="wave")]
+            )
+        tenants = waves[wave - 1].tenants
+    else:
+        tenants = tuple(impact.analyze(catalog, change.spec).tenants)
+    blocked = []
+    for tenant in tenants:
+        if tenant not in catalog.tenants:
+            continue  # removed from the catalog since: nothing left to protect
+        decided = calendar.decide(
+            catalog,
+            tenant,
+            at,
+            change_type=change.spec.type.value,
+            category=change.spec.category.value,
+        )
+        if not decided.allowed:
+            blocked.append(decided)
+    return StartCheck(change.id, wave, max(len(waves), 1), at, tuple(tenants), tuple(blocked))
+
+
+def _calendar_gate(
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    current: ChangeRequest,
+    found: StartCheck,
+    override: str | None,
+) -> dict[str, Any]:
+    """Refuse a start the calendar does not allow, unless overridden (with a reason) by a
+    person who holds, now, every role the blocks name and is neither the change's requester
+    nor its implementer. What the audit event records of it."""
+    record = found.as_dict()
+    if found.allowed:
+        return record
+    roles = found.override_roles
+    if not override:
+        who = (
+            f"; {', '.join(roles)} may override (with a reason)"
+            if roles
+            else "; nobody may override a blackout"
+        )
+        raise Refused(
+            f"{current.id} may not start now: {found.reason}{who}",
+            override_by=", ".join(roles) if roles else None,
+        )
+    if roles is None:
+        raise Refused(f"{current.id} may not start now: {found.reason}; a blackout has no override")
+    person = catalog.person(ctx.actor.id)
+    held = set(person.spec.roles) if person is not None else set()
+    missing = [role for role in roles if role not in held]
+    if missing or ctx.actor.id in (current.requester, current.spec.implementer):
+        why = (
+            f"{ctx.actor.id} is the requester or implementer of {current.id}"
+            if not missing
+            else f"{ctx.actor.id} does not hold {', '.join(missing)}"
+        )
+        raise Refused(
+            f"{current.id} may not start now: {found.reason}; {why}, so cannot override",
+            override_by=", ".join(roles),
+        )
+    record["override"] = {"by": ctx.actor.id, "roles": list(roles), "reason": override}
+    return record
+
+
 def _who_can(decision: Decision | None) -> str | None:
     if decision is None:
         return None
@@ -174,8 +302,21 @@ def _gate(
     ctx: Context,
     current: ChangeRequest,
     target: ChangeState,
-) -> dict[str, Any] | None:
+    override_calendar: str | None,
+) -> tuple[str, dict[str, Any]] | None:
     """Refuse a gated move that is not allowed now; what the audit event records of it."""
+    if current.state is S.SCHEDULED and target is S.IMPLEMENTING:
+        check = start_check(conn, catalog, current, ctx.now())
+        return "calendar", _calendar_gate(catalog, ctx, current, check, override_calendar)
+    if override_calendar:
+        raise InvalidInput(
+            [
+                Problem(
+                    "a calendar override is given only when starting (scheduled -> implementing)",
+                    field="override_calendar",
+                )
+            ]
+        )
     if (
         current.state is S.ASSESS
         and target is S.AUTHORIZE
@@ -193,7 +334,7 @@ def _gate(
                 f"{current.id} is not authorized: {found.reason}",
                 override_by=_who_can(found.decision),
             )
-        return found.as_dict()
+        return "authorization", found.as_dict()
     return None
 
 
@@ -208,16 +349,19 @@ def apply_transition(
     close_notes: str | None = None,
     reason: str | None = None,
     rejection: bool = False,
+    override_calendar: str | None = None,
 ) -> ChangeRequest:
     """Move `current` (read in this transaction) to `target` and audit it, guarded by its
     version and the lifecycle gates. Permission and text checks are the caller's.
 
     A move back to Draft from Assess or Authorize is `change.rejected` when the approvals
-    service rejects (`rejection`, after its checks) and `change.withdrawn` otherwise."""
+    service rejects (`rejection`, after its checks) and `change.withdrawn` otherwise.
+    Scheduled -> Implementing needs the calendar's leave (`start_check`) or
+    `override_calendar`, the override's reason, from someone who may give it."""
     moved = changes.transition(
         current, target, ctx.now(), close_code=close_code, close_notes=close_notes
     )
-    gated = _gate(conn, catalog, ctx, current, target)
+    gated = _gate(conn, catalog, ctx, current, target, override_calendar)
     change_store.update(conn, moved, current.version)
     reopened = changes.returns_to_draft(current.state, moved.state)
     before = {"state": current.state.value, "version": current.version}
@@ -228,7 +372,7 @@ def apply_transition(
         after["close_code"] = close_code.value
         after["close_notes"] = moved.close_notes
     if gated is not None:
-        after["authorization"] = gated
+        after[gated[0]] = gated[1]
     if reopened:
         # Where pending approvals end: they name the content they approved and count only
         # while the change waits in Authorize.

@@ -287,6 +287,7 @@ def post_transition(
             close_code=body.close_code,
             close_notes=body.close_notes,
             reason=body.reason,
+            override_calendar=body.override_calendar,
         )
     return change_response(moved)
 
