@@ -92,3 +92,34 @@ def test_unknown_kind_or_entity_is_invalid_input(cli: Cli, sample_dir: Path) -> 
     assert "unknown kind 'gizmos'" in kind.stderr
     entity = cli("catalog", "show", "tenant", "no-such-tenant", "--json", expect=1)
     assert entity.json()["error"]["type"] == "not-found"
+
+
+def test_a_window_that_can_never_open_is_a_warning_not_an_error(
+    cli: Cli, tmp_path: Path, sample_dir: Path
+) -> None:
+    import shutil
+
+    platform = tmp_path / "warned"
+    shutil.copytree(sample_dir, platform)
+    windows = platform / "windows.yaml"
+    lines = len(windows.read_text().splitlines())
+    with windows.open("a") as handle:
+        handle.write(
+            "---\napiVersion: changegate.io/v1\nkind: Window\nmetadata: {name: february-30}\n"
+            "spec:\n  type: allow\n  purpose: maintenance\n  timezone: UTC\n"
+            "  rrule: FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30\n  duration: 1h\n"
+            "  scope: {global: true}\n"
+        )
+    checked = cli("catalog", "validate", str(platform))
+    assert checked.stdout.startswith(f"catalog {platform} is valid")
+    assert checked.stderr == (
+        f"warning: windows.yaml:{lines + 2}: Window february-30 can never open: no occurrence "
+        "within five years of now\n"
+    )
+    as_json = cli("catalog", "validate", str(platform), "--json").json()
+    assert as_json["valid"] is True
+    assert [w.split(": ", 1)[1] for w in as_json["warnings"]] == [
+        "Window february-30 can never open: no occurrence within five years of now"
+    ]
+    clean = cli("catalog", "validate", str(sample_dir), "--json").json()
+    assert clean["warnings"] == []

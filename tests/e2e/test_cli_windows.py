@@ -202,3 +202,23 @@ def test_import_argocd_errors_name_file_line_and_field(cli: Cli) -> None:
     )
     missing = cli("windows", "import-argocd", "nowhere.yaml", expect=1)
     assert "nowhere.yaml: cannot read file" in missing.stderr
+
+
+def test_calendar_view_json_equals_the_api_and_the_table_fits(cli: Cli, client: TestClient) -> None:
+    period = ("--from", "2026-12-14T00:00:00Z", "--to", "2026-12-28T00:00:00Z")
+    tenant = next(t for t in ("litware-tools",))
+    from_cli = cli("--as", "frank", "calendar", *period, "--tenant", tenant, "--json").json()
+    from_api = client.get(
+        "/api/v1/calendar",
+        params={"from": period[1], "to": period[3], "tenant": tenant},
+        headers=as_("frank"),
+    )
+    assert from_api.status_code == 200, from_api.text
+    assert from_cli == from_api.json()
+    ids = [item["id"] for item in from_cli["items"]]
+    assert "year-end-freeze" in ids
+    human = cli("--as", "frank", "calendar", *period, "--tenant", tenant, columns=80)
+    assert widest_line(human.stdout) <= 80, human.stdout
+    assert "year-end-freeze" in human.stdout
+    unknown = cli("--as", "frank", "calendar", *period, "--tenant", "nobody", expect=1)
+    assert "no tenant 'nobody'" in unknown.stderr

@@ -111,12 +111,21 @@ def validate(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check every file of the catalog; list every problem as file:line: field: message."""
+    """Check every file of the catalog; list every problem as file:line: field: message.
+
+    Warnings (on stderr; exit 0) name what is valid but surely a mistake: a window that can
+    never open."""
+    from changegate.services import calendar as calendar_service
+    from changegate.services.context import utcnow
+
     state = runtime.json_mode(ctx, as_json)
     catalog = _load(state, directory)
     summary = catalog.as_dict()
+    warnings = calendar_service.window_warnings(catalog, utcnow())
+    for warning in warnings:
+        output.note(f"warning: {warning}")
     if as_json:
-        output.emit_json({"valid": True, **summary})
+        output.emit_json({"valid": True, **summary, "warnings": warnings})
         return
     dirty = " (uncommitted changes)" if catalog.dirty else ""
     output.out(f"catalog {catalog.root} is valid")

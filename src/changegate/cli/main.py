@@ -40,6 +40,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(reports.app, name="report")
 app.add_typer(retrospectives_cli.app, name="retrospective")
 app.add_typer(windows_cli.app, name="windows")
+app.command("calendar")(windows_cli.calendar_command)
 approvals_cli.register(app, changes_cli.app)
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)

@@ -158,22 +158,24 @@ def ics(
     ] = None,
     out_file: OutFile = None,
 ) -> None:
-    """The iCalendar (RFC 5545) feed of a tenant's windows, or of the whole platform.
+    """The iCalendar (RFC 5545) feed of a tenant's windows and booked changes, or of the
+    whole platform.
 
-    One event per window occurrence meeting [--from, --to), in UTC, with a stable UID;
+    One event per window occurrence and per booked wave meeting [--from, --to), in UTC, with
+    a stable UID;
     subscribe to GET /api/v1/calendar/ics for a feed that stays current.
     """
-    from changegate.adapters import ics as ics_feed
-    from changegate.domain.permissions import Permission
+    from changegate.services import calendar as calendar_service
 
     state = runtime.state(ctx)
     first, last = parse_instant(start, "--from"), parse_instant(end, "--to")
     assert first is not None
     assert last is not None
-    service_ctx = state.context()
-    service_ctx.actor.require(Permission.CATALOG_READ)
+    app_ = state.app()
     with options_named(FEED_OPTIONS):
-        data = ics_feed.window_feed(state.catalog(), tenant=tenant, start=first, end=last)
+        data = calendar_service.feed(
+            app_.engine, app_.catalog(), state.context(), start=first, end=last, tenant=tenant
+        )
     events = data.count(b"BEGIN:VEVENT")
     if out_file is None:
         sys.stdout.buffer.write(data)
@@ -228,3 +230,58 @@ def import_argocd(
     count = len(result.documents)
     where = f" to {out_file}" if out_file is not None else ""
     output.note(f"{count} window{'s' if count != 1 else ''} imported{where}")
+
+
+CALENDAR_COLUMNS = (
+    output.Column("START (UTC)"),
+    output.Column("END (UTC)", drop=2),
+    output.Column("WHAT"),
+    output.Column("ID"),
+    output.Column("DETAIL", drop=1, min_width=12, wrap=True),
+)
+
+
+def _calendar_row(item: dict[str, Any]) -> list[str]:
+    start, end = minute(item["start"]), minute(item["end"])
+    if item["kind"] == "window":
+        return [start, end, item["purpose"], item["id"], item["reason"] or "-"]
+    detail = f"wave {item['wave']}/{item['waves']}, {item['tenants']} tenant(s): {item['title']}"
+    return [start, end, "change", item["id"], detail]
+
+
+def calendar_command(
+    ctx: typer.Context,
+    start: Annotated[
+        str, typer.Option("--from", metavar="ISO", help="From this instant (inclusive).")
+    ],
+    end: Annotated[
+        str, typer.Option("--to", metavar="ISO", help="Up to this instant (exclusive).")
+    ],
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", metavar="TENANT", help="One tenant's windows and changes."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The calendar of a period: window occurrences (maintenance, release, freezes,
+    blackouts) and booked changes (each wave), in time order; at most 366 days."""
+    from changegate.services import calendar as calendar_service
+
+    state = runtime.json_mode(ctx, as_json)
+    first, last = parse_instant(start, "--from"), parse_instant(end, "--to")
+    assert first is not None
+    assert last is not None
+    app_ = state.app()
+    with options_named(FEED_OPTIONS):
+        body = calendar_service.view(
+            app_.engine, app_.catalog(), state.context(), start=first, end=last, tenant=tenant
+        )
+    if as_json:
+        output.emit_json(body)
+        return
+    scope = f"tenant {tenant}" if tenant else "the platform"
+    output.console().print(
+        Text(f"{scope}: {len(body['items'])} item(s) from {body['from']} to {body['to']}")
+    )
+    if body["items"]:
+        output.print_table(CALENDAR_COLUMNS, [_calendar_row(item) for item in body["items"]])

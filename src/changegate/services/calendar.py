@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from changegate.adapters import ics
 from changegate.domain import (
     calendar,
     canonical,
@@ -449,3 +450,126 @@ def may_start(
     with engine.connect() as conn:
         change = change_store.get(conn, number)
         return lifecycle.start_check(conn, catalog, change, instant, wave)
+
+
+def window_warnings(catalog: catalog_model.Catalog, now: datetime) -> list[str]:
+    """What `catalog validate` warns about the windows (valid, but surely a mistake): a
+    window that can never open, with no occurrence within five years of `now` (30 February,
+    or a dated range long past)."""
+    found = []
+    for window in catalog.windows.values():
+        if calendar.never_opens(window, now, holidays=catalog.holiday_calendars):
+            found.append(
+                f"{window.file}:{window.line}: Window {window.id} can never open: no occurrence "
+                "within five years of now"
+            )
+    return found
+
+
+def _booked_waves(
+    conn: sa.Connection, start: datetime, end: datetime, tenant: str | None
+) -> list[tuple[ChangeRequest, scheduling.Wave, int]]:
+    """The waves of booked changes meeting [start, end) (touching `tenant` when given), each
+    with its change and the change's number of waves."""
+    found = []
+    for change, waves in schedule_store.booked(conn, start, end, BOOKED_STATES):
+        for wave in waves:
+            if wave.end <= start or wave.start >= end:
+                continue
+            if tenant is not None and tenant not in wave.tenants:
+                continue
+            found.append((change, wave, len(waves)))
+    return found
+
+
+def feed(
+    engine: sa.Engine,
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    *,
+    start: datetime,
+    end: datetime,
+    tenant: str | None = None,
+) -> bytes:
+    """The iCalendar feed of the windows that apply to `tenant` (all windows without one) and
+    of the booked waves that touch it, for [start, end)."""
+    ctx.actor.require(Permission.CATALOG_READ)
+    _aware("from", start)
+    _aware("to", end)
+    with engine.connect() as conn:
+        booked = _booked_waves(conn, start, end, tenant)
+    bookings = [
+        ics.Booking(
+            change_id=change.id,
+            title=change.spec.title,
+            wave=wave.index,
+            start=wave.start,
+            end=wave.end,
+            tenants=wave.tenants,
+            waves=count,
+        )
+        for change, wave, count in booked
+    ]
+    return ics.window_feed(catalog, tenant=tenant, start=start, end=end, bookings=bookings)
+
+
+def view(
+    engine: sa.Engine,
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    *,
+    start: datetime,
+    end: datetime,
+    tenant: str | None = None,
+) -> dict[str, Any]:
+    """The calendar of [start, end): window occurrences (those applying to `tenant`, or all)
+    and booked waves, in time order; the JSON of GET /api/v1/calendar."""
+    ctx.actor.require(Permission.CATALOG_READ)
+    _aware("from", start)
+    _aware("to", end)
+    if end <= start:
+        raise InvalidInput([Problem("to must be after from", field="to")])
+    if end - start > timedelta(days=366):
+        raise InvalidInput([Problem("at most 366 days at once", field="to")])
+    if tenant is not None and tenant not in catalog.tenants:
+        raise NotFound(f"no tenant {tenant!r} in the catalog")
+    windows = (
+        calendar.windows_for(catalog, tenant) if tenant is not None else catalog.windows.values()
+    )
+    entries: list[dict[str, Any]] = []
+    for window in windows:
+        for found in calendar.occurrences(window, start, end, holidays=catalog.holiday_calendars):
+            entries.append(
+                {
+                    "kind": "window",
+                    "id": window.id,
+                    "type": window.spec.type.value,
+                    "purpose": window.spec.purpose.value,
+                    "start": canonical.to_utc_text(found.start),
+                    "end": canonical.to_utc_text(found.end),
+                    "reason": window.spec.reason or window.spec.description,
+                }
+            )
+    with engine.connect() as conn:
+        booked = _booked_waves(conn, start, end, tenant)
+    for change, wave, count in booked:
+        entries.append(
+            {
+                "kind": "change",
+                "id": change.id,
+                "title": change.spec.title,
+                "state": change.state.value,
+                "wave": wave.index,
+                "waves": count,
+                "start": canonical.to_utc_text(wave.start),
+                "end": canonical.to_utc_text(wave.end),
+                "tenants": len(wave.tenants),
+            }
+        )
+    entries.sort(key=lambda item: (item["start"], item["kind"], item["id"]))
+    return {
+        "from": canonical.to_utc_text(start),
+        "to": canonical.to_utc_text(end),
+        "tenant": tenant,
+        "items": entries,
+    }

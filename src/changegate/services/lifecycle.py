@@ -278,7 +278,7 @@ def _calendar_gate(
     if missing or ctx.actor.id in (current.requester, current.spec.implementer):
         why = (
             f"{ctx.actor.id} is the requester or implementer of {current.id}"
-            if not missing
+            if ctx.actor.id in (current.requester, current.spec.implementer)
             else f"{ctx.actor.id} does not hold {', '.join(missing)}"
         )
         raise Refused(

@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from changegate import bootstrap
-from changegate.adapters import ics
 from changegate.api import auth, schemas
 from changegate.api.auth import application, requires
 from changegate.api.problems import fields_under
@@ -117,12 +116,47 @@ def calendar_ics(
     ] = None,
 ) -> Response:
     """Every occurrence meeting [from, to) of the windows that apply to the tenant (all
-    windows without one), in UTC with stable UIDs, for calendar applications."""
+    windows without one), and the booked waves touching it, in UTC with stable UIDs, for
+    calendar applications."""
     with fields_under("query"):
-        data = ics.window_feed(app.catalog(), tenant=tenant, start=start, end=end)
+        data = calendar_service.feed(
+            app.engine, app.catalog(), ctx, start=start, end=end, tenant=tenant
+        )
     name = f"changegate-{tenant}.ics" if tenant else "changegate-platform.ics"
     return Response(
         content=data,
         media_type=f"{ICS_MEDIA_TYPE}; charset=utf-8",
         headers={"Content-Disposition": f'inline; filename="{name}"'},
     )
+
+
+@router.get(
+    "/calendar",
+    summary="The calendar: window occurrences and booked changes",
+    response_model=None,
+    responses={
+        200: {"description": "the items in time order"},
+        **schemas.problem_responses(401, 403, 404, 422),
+    },
+)
+def calendar_view(
+    ctx: Reading,
+    app: AppDep,
+    start: Annotated[
+        datetime, Query(alias="from", description="from this instant (inclusive), with an offset")
+    ],
+    end: Annotated[
+        datetime, Query(alias="to", description="up to this instant (exclusive), with an offset")
+    ],
+    tenant: Annotated[
+        str | None,
+        Query(description="one tenant's windows and changes (default: all)", max_length=128),
+    ] = None,
+) -> JSONResponse:
+    """Window occurrences and booked waves meeting [from, to), in time order (at most 366
+    days); what `changegate calendar --json` prints."""
+    with fields_under("query"):
+        body = calendar_service.view(
+            app.engine, app.catalog(), ctx, start=start, end=end, tenant=tenant
+        )
+    return JSONResponse(body)
