@@ -19,6 +19,7 @@ from changegate import bootstrap
 from changegate.domain import catalog as catalog_model
 from changegate.domain.changes import ChangeState
 from changegate.errors import InvalidInput, InvalidTransition, Refused
+from changegate.services import assessments as assessment_service
 from changegate.services import audit as audit_service
 from changegate.services import calendar as calendar_service
 from changegate.services import changes as change_service
@@ -271,6 +272,14 @@ def test_a_freeze_declared_after_scheduling_still_holds_the_start(
     shown = calendar_service.schedule_of(app.engine, frozen, inside, change_id)
     assert [c.kind.value for c in shown.conflicts] == ["in-freeze"]
     assert shown.conflicts[0].blocking
+    # The conflict feeds the risk score of the change's next assessment.
+    assessed = assessment_service.assess(app.engine, frozen, inside, change_id)
+    factor = next(f for f in assessed.factors if f.name == "calendar-conflicts")
+    assert factor.points > 0
+    assert "late-freeze" in factor.reason
+    before = assessment_service.assess(app.engine, catalog, inside, change_id)
+    calm = next(f for f in before.factors if f.name == "calendar-conflicts")
+    assert calm.points == 0
 
 
 def test_the_calendar_view_and_feed_show_windows_and_booked_waves(

@@ -187,6 +187,7 @@ def _show_human(
     comments: list[dict[str, Any]],
     history: list[AuditEvent],
     assessment: Assessment | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> None:
     spec = change.spec
     console = output.console()
@@ -233,6 +234,27 @@ def _show_human(
         ),
         ("incidents", ", ".join(spec.incidents) or "-"),
     ]
+    if schedule is not None and schedule["waves"]:
+        rows.append(
+            (
+                "schedule",
+                "\n".join(
+                    f"wave {w['index']}: {_when(datetime.fromisoformat(w['start']))} .. "
+                    f"{_when(datetime.fromisoformat(w['end']))}, {len(w['tenants'])} tenant(s)"
+                    for w in schedule["waves"]
+                ),
+            )
+        )
+        rows.append(
+            (
+                "conflicts",
+                "\n".join(
+                    f"{'blocking' if c['blocking'] else 'warning'}: {c['message']}"
+                    for c in schedule["conflicts"]
+                )
+                or "none",
+            )
+        )
     if change.close_code:
         rows.append(("close code", change.close_code.value))
         rows.append(("close notes", change.close_notes or "-"))
@@ -525,7 +547,20 @@ def show(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False) -> 
             }
         )
         return
-    _show_human(change, comments, history, _latest_assessment(engine, service_ctx, change.id))
+    schedule = None
+    if change.state in (ChangeState.SCHEDULED, ChangeState.IMPLEMENTING):
+        from changegate.services import calendar as calendar_service
+
+        schedule = calendar_service.schedule_of(
+            engine, state.app().catalog(), service_ctx, change.id
+        ).as_dict()
+    _show_human(
+        change,
+        comments,
+        history,
+        _latest_assessment(engine, service_ctx, change.id),
+        schedule,
+    )
 
 
 @app.command("impact")

@@ -20,11 +20,12 @@ from changegate.domain.changes import ChangeRequest
 from changegate.domain.permissions import Permission
 from changegate.errors import Conflict, InvalidInput, NotFound, Problem, Refused
 from changegate.services import audit as audit_service
-from changegate.services import lifecycle
+from changegate.services import calendar, lifecycle
 from changegate.services.context import Context
 from changegate.store import assessments as assessment_store
 from changegate.store import changes as change_store
 from changegate.store import db
+from changegate.store import schedules as schedule_store
 
 
 def _assessable(change: ChangeRequest) -> None:
@@ -77,10 +78,20 @@ def assess(
             if team is not None
             else []
         )
+        # A booked change's conflicts (other changes, freezes declared since) raise its risk.
+        clashes = calendar.current_conflicts(
+            conn, catalog, change, schedule_store.of_change(conn, number)
+        )
     history = risk.TeamHistory(
         team=team, category=change.spec.category, since=since, records=tuple(records)
     )
-    result = risk.assess(change, impact.analyze(catalog, change.spec), policy, history)
+    result = risk.assess(
+        change,
+        impact.analyze(catalog, change.spec),
+        policy,
+        history,
+        calendar_conflicts=[risk.CalendarConflict(*clash.for_risk()) for clash in clashes],
+    )
     with db.transaction(engine) as conn:
         current = change_store.get(conn, number)
         _assessable(current)

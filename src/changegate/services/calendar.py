@@ -379,22 +379,20 @@ def schedule(
     return Schedule(moved, found, clashes, rescheduled)
 
 
-def schedule_of(
-    engine: sa.Engine, catalog: catalog_model.Catalog, ctx: Context, change_id: str
-) -> Schedule:
-    """The change's stored waves and the conflicts they have now with the other bookings."""
-    ctx.actor.require(Permission.CHANGES_READ)
-    number = changes.parse_id(change_id)
+def current_conflicts(
+    conn: sa.Connection,
+    catalog: catalog_model.Catalog,
+    change: ChangeRequest,
+    waves: Sequence[scheduling.Wave],
+) -> tuple[conflicts.Conflict, ...]:
+    """The conflicts the change's waves have now: with the other booked changes, and with the
+    calendar as it is now (a freeze declared after scheduling shows). None without waves."""
+    if not waves:
+        return ()
     policy = scheduling_policy(catalog)
-    with engine.connect() as conn:
-        change = change_store.get(conn, number)
-        waves = schedule_store.of_change(conn, number)
-        if not waves:
-            return Schedule(change, scheduling.Plan(waves=()), ())
-        start, end = waves[0].start, max(wave.end for wave in waves)
-        booked = schedule_store.booked(conn, start, end, BOOKED_STATES)
+    start, end = waves[0].start, max(wave.end for wave in waves)
+    others = _bookings(catalog, schedule_store.booked(conn, start, end, BOOKED_STATES), change.id)
     analysed = impact.analyze(catalog, change.spec)
-    others = _bookings(catalog, booked, change.id)
     clashes: list[conflicts.Conflict] = []
     for wave in waves:
         booking = _booking(catalog, change, analysed, (wave.start, wave.end), wave.tenants)
@@ -402,8 +400,21 @@ def schedule_of(
         clashes += conflicts.find_conflicts(
             booking, others, policy, outside_window=outside, in_freeze=frozen
         )
+    return tuple(clashes)
+
+
+def schedule_of(
+    engine: sa.Engine, catalog: catalog_model.Catalog, ctx: Context, change_id: str
+) -> Schedule:
+    """The change's stored waves and the conflicts they have now (`current_conflicts`)."""
+    ctx.actor.require(Permission.CHANGES_READ)
+    number = changes.parse_id(change_id)
+    with engine.connect() as conn:
+        change = change_store.get(conn, number)
+        waves = schedule_store.of_change(conn, number)
+        clashes = current_conflicts(conn, catalog, change, waves)
     plan = scheduling.Plan(waves=tuple(waves), single_slot=len(waves) == 1)
-    return Schedule(change, plan, tuple(clashes))
+    return Schedule(change, plan, clashes)
 
 
 def _calendar_clashes(
