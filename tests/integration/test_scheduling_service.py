@@ -166,10 +166,11 @@ def test_no_slot_within_the_horizon_is_refused_naming_the_tenants(
     assert change_service.get(app.engine, at(catalog, "bob", TUESDAY), change_id).state is (
         S.AUTHORIZE
     )
-    with pytest.raises(InvalidInput):
-        calendar_service.schedule(
-            app.engine, catalog, at(catalog, "bob", TUESDAY), change_id, horizon=timedelta(0)
-        )
+    for horizon in (timedelta(0), timedelta(days=367)):
+        with pytest.raises(InvalidInput, match="at most 366 days"):
+            calendar_service.schedule(
+                app.engine, catalog, at(catalog, "bob", TUESDAY), change_id, horizon=horizon
+            )
 
 
 def test_only_an_authorized_change_is_scheduled(

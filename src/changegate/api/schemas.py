@@ -63,7 +63,7 @@ class ScheduleIn(_In):
         default=None, description="the earliest start (default now; never before now)"
     )
     horizon_days: int | None = Field(
-        default=None, ge=1, le=3660, description="how far to look (default the policy's, 90)"
+        default=None, ge=1, le=366, description="how far to look (default the policy's, 90)"
     )
     duration_minutes: int | None = Field(
         default=None,

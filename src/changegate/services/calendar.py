@@ -88,6 +88,9 @@ DEFAULT_DURATION = timedelta(hours=1)
 
 BOOKED_STATES = (ChangeState.SCHEDULED, ChangeState.IMPLEMENTING)
 
+MAX_HORIZON = timedelta(days=366)
+"""The farthest a scheduler looks (the SchedulingPolicy's `horizon` has the same bound)."""
+
 
 def scheduling_policy(catalog: catalog_model.Catalog) -> conflicts.SchedulingPolicySpec:
     """The catalog's SchedulingPolicy, or the defaults without one."""
@@ -323,8 +326,10 @@ def schedule(
     number = changes.parse_id(change_id)
     now = ctx.now()
     start = now if not_before is None else max(_aware("not_before", not_before), now)
-    if horizon is not None and horizon <= timedelta(0):
-        raise InvalidInput([Problem("the horizon must be above zero", field="horizon")])
+    if horizon is not None and not timedelta(0) < horizon <= MAX_HORIZON:
+        raise InvalidInput(
+            [Problem("the horizon must be above zero and at most 366 days", field="horizon")]
+        )
     span = horizon if horizon is not None else scheduling_policy(catalog).horizon
     with db.transaction(engine) as conn:
         schedule_store.lock_calendar(conn)
