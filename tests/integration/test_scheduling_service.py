@@ -18,7 +18,7 @@ import pytest
 from changegate import bootstrap
 from changegate.domain import catalog as catalog_model
 from changegate.domain.changes import ChangeState
-from changegate.errors import InvalidInput, InvalidTransition, Refused
+from changegate.errors import Conflict, InvalidInput, InvalidTransition, Refused
 from changegate.services import assessments as assessment_service
 from changegate.services import audit as audit_service
 from changegate.services import calendar as calendar_service
@@ -313,3 +313,78 @@ def test_the_calendar_view_and_feed_show_windows_and_booked_waves(
     assert f"SUMMARY:{change_id} wave 1/1".encode() in data.replace(b"\r\n ", b"")
     with pytest.raises(InvalidInput):
         calendar_service.view(app.engine, catalog, frank, start=week[1], end=week[0])
+
+
+def test_a_freeze_asking_for_consent_holds_an_exempted_change_until_the_customer_consents(
+    app: bootstrap.App, catalog: catalog_model.Catalog
+) -> None:
+    # wayne-construction's month-end close (the last 2 business days, Europe/Brussels) lets
+    # emergency changes through with the consent of its customer approver.
+    tenant = "wayne-construction"
+    freeze = catalog.windows["month-end-close-europe-brussels"]
+    assert freeze.spec.exempt.consent and tenant in freeze.spec.scope.tenants
+    before = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    change_id = authorized(app, catalog, before, type="emergency", targets={"tenants": [tenant]})
+    calendar_service.schedule(app.engine, catalog, at(catalog, "bob", before), change_id)
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # in the close, outside any window
+    check = calendar_service.may_start(app.engine, catalog, at(catalog, "bob", monday), change_id)
+    assert [tenant for tenant, _ in check.missing_consent] == [tenant]
+    assert check.override_roles == ("cab", "platform-lead")
+    assert "changegate change consent" in check.reason
+    # A platform lead's override of the window does not stand in for the consent.
+    with pytest.raises(Refused, match="does not hold cab"):
+        change_service.transition(
+            app.engine,
+            catalog,
+            at(catalog, "carol", monday),
+            change_id,
+            S.IMPLEMENTING,
+            override_calendar="outage",
+        )
+    customer = next(
+        p.id
+        for p in catalog.people.values()
+        if "customer-approver" in p.spec.roles and tenant in p.spec.tenants
+    )
+    stranger = next(
+        p.id
+        for p in catalog.people.values()
+        if "customer-approver" in p.spec.roles and tenant not in p.spec.tenants
+    )
+    with pytest.raises(Refused, match="requester or implementer"):
+        calendar_service.consent(
+            app.engine, catalog, at(catalog, "alice", monday), change_id, tenant
+        )
+    with pytest.raises(Refused, match="not a customer approver of tenant"):
+        calendar_service.consent(
+            app.engine, catalog, at(catalog, stranger, monday), change_id, tenant
+        )
+    with pytest.raises(InvalidInput, match="does not affect tenant"):
+        calendar_service.consent(
+            app.engine, catalog, at(catalog, customer, monday), change_id, "litware-tools"
+        )
+    given = calendar_service.consent(
+        app.engine, catalog, at(catalog, customer, monday), change_id, tenant, "go ahead"
+    )
+    assert (given["tenant"], given["person"], given["comment"]) == (tenant, customer, "go ahead")
+    with pytest.raises(Conflict):
+        calendar_service.consent(
+            app.engine, catalog, at(catalog, customer, monday), change_id, tenant
+        )
+    check = calendar_service.may_start(app.engine, catalog, at(catalog, "bob", monday), change_id)
+    assert check.missing_consent == ()
+    assert check.override_roles == ("platform-lead",)
+    started = change_service.transition(
+        app.engine,
+        catalog,
+        at(catalog, "carol", monday),
+        change_id,
+        S.IMPLEMENTING,
+        override_calendar="outage",
+    )
+    assert started.state is S.IMPLEMENTING
+    actions = [
+        e.action
+        for e in audit_service.events(app.engine, at(catalog, "frank", monday), object_id=change_id)
+    ]
+    assert actions.count("change.consented") == 1

@@ -830,7 +830,7 @@ class _Sample:
                         "timezone": timezone,
                         "generator": generator,
                         "scope": {"tenants": tenant_ids},
-                        "exempt": {"types": ["emergency"]},
+                        "exempt": {"types": ["emergency"], "consent": True},
                     },
                 )
             )

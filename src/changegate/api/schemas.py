@@ -74,6 +74,13 @@ class ScheduleIn(_In):
     reason: StrictStr | None = Field(default=None, max_length=2_000)
 
 
+class ConsentIn(_In):
+    """The body of POST /changes/{id}/consents."""
+
+    tenant: StrictStr = Field(min_length=1, max_length=128, description="the tenant consenting")
+    comment: StrictStr | None = Field(default=None, max_length=20_000)
+
+
 class ActionIn(_In):
     """The optional body of the submit, cancel, hold and resume actions."""
 

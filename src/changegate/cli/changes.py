@@ -1104,3 +1104,28 @@ def comment(
         output.emit_json(stored)
         return
     output.out(f"comment #{stored['id']} added to {stored['change_id']}")
+
+
+@app.command("consent")
+def consent(
+    ctx: typer.Context,
+    change_id: ChangeId,
+    tenant: Annotated[str, typer.Option("--tenant", metavar="TENANT", help="Your tenant.")],
+    comment: Annotated[
+        str | None, typer.Option("--comment", metavar="TEXT", help="Kept with the consent.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """As a customer approver of TENANT, consent to this change running during a freeze of
+    yours that lets it through only with consent (exit 2 for anyone else)."""
+    from changegate.services import calendar as calendar_service
+
+    state = runtime.json_mode(ctx, as_json)
+    app_ = state.app()
+    given = calendar_service.consent(
+        app_.engine, app_.catalog(), state.context(), change_id, tenant, comment
+    )
+    if as_json:
+        output.emit_json(given)
+        return
+    output.out(f"{given['person']} consented to {given['change_id']} for tenant {tenant}")

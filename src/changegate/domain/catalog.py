@@ -737,10 +737,15 @@ class WindowScope(_Strict):
 
 
 class WindowExempt(_Strict):
-    """Changes a deny window does not hold back, by change type or category."""
+    """Changes a deny window does not hold back, by change type or category.
+
+    With `consent`, an exempted change still starts on an affected tenant only once a
+    customer approver of that tenant has consented to this content of the change.
+    """
 
     types: Annotated[list[ChangeType], AfterValidator(_unique)] = Field(default_factory=list)
     categories: Annotated[list[Category], AfterValidator(_unique)] = Field(default_factory=list)
+    consent: bool = False
 
 
 class GeneratorKind(StrEnum):

@@ -589,3 +589,64 @@ def view(
         "tenant": tenant,
         "items": entries,
     }
+
+
+def consent(
+    engine: sa.Engine,
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    change_id: str,
+    tenant: str,
+    comment: str | None = None,
+) -> dict[str, Any]:
+    """Record the acting customer approver's consent that this content of the change may
+    run on `tenant` during a freeze that lets it through only with consent.
+
+    The consenting person holds, now, the customer-approver role for `tenant`, is neither
+    the change's requester nor its implementer, and the tenant is one the change affects.
+    Bound to the content hash: a material edit voids it. Audited as `change.consented`.
+    """
+    ctx.actor.require(Permission.CHANGES_READ)
+    validation.check_texts(comment=comment)
+    number = changes.parse_id(change_id)
+    person = catalog.person(ctx.actor.id)
+    with db.transaction(engine) as conn:
+        change = approval_store.lock_change(conn, number)
+        if change.state in changes.FINAL_STATES:
+            raise Refused(f"{change.id} is {change.state.value}; nothing to consent to")
+        affected = impact.analyze(catalog, change.spec).tenants
+        if tenant not in affected:
+            raise InvalidInput(
+                [Problem(f"{change.id} does not affect tenant {tenant!r}", field="tenant")]
+            )
+        approvers = sorted(
+            p.id
+            for p in catalog.people.values()
+            if "customer-approver" in p.spec.roles and tenant in p.spec.tenants
+        )
+        if ctx.actor.id in (change.requester, change.spec.implementer):
+            raise Refused(
+                f"{ctx.actor.id} is the requester or implementer of {change.id}; consent comes "
+                "from the customer (separation of duties)",
+                override_by=", ".join(approvers) or None,
+            )
+        if (
+            person is None
+            or "customer-approver" not in person.spec.roles
+            or tenant not in person.spec.tenants
+        ):
+            raise Refused(
+                f"{ctx.actor.id} is not a customer approver of tenant {tenant}",
+                override_by=", ".join(approvers) or None,
+            )
+        given = schedule_store.add_consent(
+            conn,
+            number,
+            tenant=tenant,
+            person=ctx.actor.id,
+            content_hash=change.content_hash,
+            given_at=ctx.now(),
+            comment=(comment or "").strip(),
+        )
+        audit_service.record(conn, ctx, "change.consented", "change", change.id, None, given)
+    return given

@@ -39,6 +39,10 @@ from changegate.store import schedules as schedule_store
 
 S = ChangeState
 
+CONSENT_OVERRIDE = "cab"
+"""Who may start an exempted change without the customer's consent (the customer cannot be
+reached in an emergency): the CAB, recorded like any calendar override."""
+
 
 def current_assessment(conn: sa.Connection, change: ChangeRequest) -> Assessment | None:
     """The latest assessment if it is of the change's current content, else None."""
@@ -174,25 +178,39 @@ class StartCheck:
     at: datetime
     tenants: tuple[str, ...]
     blocked: tuple[calendar.CalendarDecision, ...]
+    # Tenants let through by a freeze that asks for their consent (`exempt.consent`), not
+    # given yet for this content, with those windows.
+    missing_consent: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def allowed(self) -> bool:
-        return not self.blocked
+        return not self.blocked and not self.missing_consent
 
     @property
     def override_roles(self) -> tuple[str, ...] | None:
         """Every role an override needs (one per kind of block), or None when some block
-        (a blackout) has no override."""
+        (a blackout) has no override. A missing consent: the CAB stands in for a customer
+        who cannot be reached."""
         if any(decision.override_by is None for decision in self.blocked):
             return None
-        return tuple(sorted({d.override_by for d in self.blocked if d.override_by}))
+        roles = {d.override_by for d in self.blocked if d.override_by}
+        if self.missing_consent:
+            roles.add(CONSENT_OVERRIDE)
+        return tuple(sorted(roles))
 
     @property
     def reason(self) -> str:
         if self.allowed:
             return f"the calendar allows all {len(self.tenants)} tenant(s) of wave {self.wave}"
-        shown = "; ".join(f"{d.tenant}: {d.reason}" for d in self.blocked[:5])
-        more = len(self.blocked) - 5
+        parts = [f"{d.tenant}: {d.reason}" for d in self.blocked]
+        parts += [
+            f"{tenant}: {', '.join(windows)} let this change through only with the consent "
+            f"of the tenant's customer approver (changegate change consent {self.change_id} "
+            f"--tenant {tenant})"
+            for tenant, windows in self.missing_consent
+        ]
+        shown = "; ".join(parts[:5])
+        more = len(parts) - 5
         return shown + (f"; and {more} more" if more > 0 else "")
 
     def as_dict(self) -> dict[str, Any]:
@@ -206,6 +224,10 @@ class StartCheck:
             "allowed": self.allowed,
             "tenants": len(self.tenants),
             "blocked": [decision.as_dict() for decision in self.blocked],
+            "missing_consent": [
+                {"tenant": tenant, "windows": list(windows)}
+                for tenant, windows in self.missing_consent
+            ],
             "override_roles": list(roles) if roles is not None else None,
             "reason": self.reason,
         }
@@ -231,6 +253,8 @@ def start_check(
     else:
         tenants = tuple(impact.analyze(catalog, change.spec).tenants)
     blocked = []
+    missing = []
+    consented = schedule_store.consented_tenants(conn, change.number, change.content_hash)
     for tenant in tenants:
         if tenant not in catalog.tenants:
             continue  # removed from the catalog since: nothing left to protect
@@ -243,7 +267,24 @@ def start_check(
         )
         if not decided.allowed:
             blocked.append(decided)
-    return StartCheck(change.id, wave, max(len(waves), 1), at, tuple(tenants), tuple(blocked))
+        # An override of the block (outside the allow windows, say) does not stand in for
+        # the customer's consent a freeze asks for: that is its own line of the check.
+        asking = tuple(
+            window
+            for window in decided.exempted
+            if window in catalog.windows and catalog.windows[window].spec.exempt.consent
+        )
+        if asking and tenant not in consented:
+            missing.append((tenant, asking))
+    return StartCheck(
+        change.id,
+        wave,
+        max(len(waves), 1),
+        at,
+        tuple(tenants),
+        tuple(blocked),
+        tuple(missing),
+    )
 
 
 def _calendar_gate(

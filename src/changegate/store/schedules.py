@@ -10,9 +10,11 @@ import sqlalchemy as sa
 
 from changegate.domain import canonical, changes
 from changegate.domain.scheduling import Wave
+from changegate.errors import Conflict
 from changegate.store import changes as change_store
 from changegate.store.schema import change_waves as table
 from changegate.store.schema import changes as changes_table
+from changegate.store.schema import consents
 
 
 def _wave(row: sa.Row[Any]) -> Wave:
@@ -106,3 +108,47 @@ def lock_calendar(conn: sa.Connection) -> None:
     other's bookings. SQLite's writers already hold the database's write lock."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CALENDAR_LOCK)))
+
+
+def consented_tenants(conn: sa.Connection, number: int, content_hash: str) -> set[str]:
+    """The tenants whose customer approver consented to this content of the change."""
+    rows = conn.execute(
+        sa.select(consents.c.tenant).where(
+            consents.c.change_id == number, consents.c.content_hash == content_hash
+        )
+    ).all()
+    return {row.tenant for row in rows}
+
+
+def add_consent(
+    conn: sa.Connection,
+    number: int,
+    *,
+    tenant: str,
+    person: str,
+    content_hash: str,
+    given_at: datetime,
+    comment: str,
+) -> dict[str, Any]:
+    """Record a consent; Conflict when this tenant already consented to this content."""
+    if tenant in consented_tenants(conn, number, content_hash):
+        raise Conflict(
+            f"{changes.format_id(number)} already has tenant {tenant}'s consent at this content"
+        )
+    values = {
+        "change_id": number,
+        "tenant": tenant,
+        "person": person,
+        "content_hash": content_hash,
+        "given_at": canonical.as_utc(given_at),
+        "comment": comment,
+    }
+    conn.execute(sa.insert(consents), values)
+    return {
+        "change_id": changes.format_id(number),
+        "tenant": tenant,
+        "person": person,
+        "content_hash": content_hash,
+        "given_at": canonical.to_utc_text(given_at),
+        "comment": comment,
+    }

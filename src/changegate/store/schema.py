@@ -206,3 +206,27 @@ change_waves = sa.Table(
     sa.Column("scheduled_at", UtcDateTime, nullable=False),
     sa.Column("scheduled_by", sa.String(128), nullable=False),
 )
+
+# A customer approver's consent that an exempted change may run on their tenant during a
+# freeze that asks for it (`exempt.consent`): bound to the change's content, like approvals.
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "change_id",
+        sa.Integer,
+        sa.ForeignKey("changes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("person", sa.String(128), nullable=False),
+    sa.Column("content_hash", sa.String(71), nullable=False),
+    sa.Column("given_at", UtcDateTime, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.UniqueConstraint(
+        "change_id", "tenant", "content_hash", name="uq_consents_change_tenant_content"
+    ),
+    sqlite_autoincrement=True,
+)

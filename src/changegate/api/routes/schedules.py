@@ -3,7 +3,8 @@
 `POST .../schedule` finds the earliest slots (waves) inside every affected tenant's windows,
 outside freezes and clear of blocking conflicts, and moves the change Authorize ->
 Scheduled (or reschedules it); `GET .../schedule` shows the waves and the conflicts they
-have now; `GET .../start-check` says whether a wave may start now (docs/scheduling.md).
+have now; `GET .../start-check` says whether a wave may start now; `POST .../consents` records a
+customer's consent to an exempted change during their freeze (docs/scheduling.md).
 `changegate change schedule|start-check --json` print the same JSON.
 """
 
@@ -104,3 +105,22 @@ def get_start_check(
             app.engine, app.catalog(), ctx, canonical_id(change_id), wave=wave, at=at
         )
     return JSONResponse(found.as_dict())
+
+
+@router.post(
+    "/{change_id}/consents",
+    summary="A customer approver consents to an exempted change during their freeze",
+    status_code=201,
+    response_model=None,
+    responses={201: {"description": "the consent"}, **_WRITE_ERRORS},
+)
+def post_consent(
+    change_id: ChangeId, ctx: Reading, app: AppDep, body: schemas.ConsentIn
+) -> JSONResponse:
+    """Record that a customer approver of `tenant` consents to this content of the change
+    running during a freeze that lets it through only with consent (`exempt.consent`)."""
+    with fields_under("body"):
+        given = calendar_service.consent(
+            app.engine, app.catalog(), ctx, canonical_id(change_id), body.tenant, body.comment
+        )
+    return JSONResponse(given, status_code=201)
