@@ -343,6 +343,9 @@ def schedule(
                 ChangeState.SCHEDULED.value,
                 [s.value for s in changes.allowed_next(change)],
             )
+        if change.state is ChangeState.AUTHORIZE:
+            # Refuse an unauthorized change before planning it (the move re-checks).
+            lifecycle.require_authorized(conn, catalog, change, now)
         found, clashes = plan_schedule(
             conn, catalog, change, not_before=start, horizon=span, duration=duration
         )

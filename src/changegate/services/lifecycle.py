@@ -330,6 +330,19 @@ def _calendar_gate(
     return record
 
 
+def require_authorized(
+    conn: sa.Connection, catalog: catalog_model.Catalog, change: ChangeRequest, now: datetime
+) -> Authorization:
+    """The change's authorization, or Refused saying what is missing and who can approve."""
+    found = authorization(conn, catalog, change, now)
+    if not found.authorized:
+        raise Refused(
+            f"{change.id} is not authorized: {found.reason}",
+            override_by=_who_can(found.decision),
+        )
+    return found
+
+
 def _who_can(decision: Decision | None) -> str | None:
     if decision is None:
         return None
@@ -369,12 +382,7 @@ def _gate(
             f"(changegate change assess {current.id}): its approval rules depend on its risk"
         )
     if current.state is S.AUTHORIZE and target is S.SCHEDULED:
-        found = authorization(conn, catalog, current, ctx.now())
-        if not found.authorized:
-            raise Refused(
-                f"{current.id} is not authorized: {found.reason}",
-                override_by=_who_can(found.decision),
-            )
+        found = require_authorized(conn, catalog, current, ctx.now())
         return "authorization", found.as_dict()
     return None
 
