@@ -35,7 +35,7 @@ from typing import Any
 import cronsim
 from dateutil import rrule as rrules
 
-from changegate.domain import canonical
+from changegate.domain import canonical, scheduling
 from changegate.domain.catalog import (
     Catalog,
     Entity,
@@ -68,8 +68,8 @@ MAX_OCCURRENCES_PER_MONTH = 5_000
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
-Interval = tuple[datetime, datetime]
-"""A half-open `[start, end)` stretch of time with UTC-aware ends."""
+Interval = scheduling.Interval
+"""A half-open `[start, end)` stretch of time with UTC-aware ends (the scheduler's)."""
 
 _TICK = timedelta(microseconds=1)
 _DAY = timedelta(days=1)
@@ -177,39 +177,6 @@ def _years_from(instant: datetime, years: int) -> datetime:
 
 
 # --------------------------------------------------------------------------- interval algebra
-
-
-def _merge(intervals: Iterable[Interval]) -> list[Interval]:
-    """Sorted, empty ones dropped, overlapping or touching ones merged."""
-    merged: list[Interval] = []
-    for start, end in sorted(intervals):
-        if start >= end:
-            continue
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _subtract(kept: Sequence[Interval], removed: Sequence[Interval]) -> list[Interval]:
-    """Both merged: the instants in `kept` and not in `removed`, merged."""
-    out: list[Interval] = []
-    j = 0
-    for start, end in kept:
-        cursor = start
-        while j < len(removed) and removed[j][1] <= cursor:
-            j += 1
-        k = j
-        while k < len(removed) and removed[k][0] < end:
-            if removed[k][0] > cursor:
-                out.append((cursor, removed[k][0]))
-            cursor = max(cursor, removed[k][1])
-            k += 1
-        if cursor < end:
-            out.append((cursor, end))
-    return out
 
 
 def _clip(intervals: Iterable[Interval], start: datetime, end: datetime) -> list[Interval]:
@@ -904,11 +871,15 @@ class _CatalogCalendar:
         found = self._intervals.get(key)
         if found is None:
             if allow:
-                kept = _merge(s for w in allow for s in _spans(w, self.schedule(w), start, end))
+                kept = scheduling.normalize(
+                    s for w in allow for s in _spans(w, self.schedule(w), start, end)
+                )
             else:
                 kept = [(start, end)]
-            removed = _merge(s for w in deny for s in _spans(w, self.schedule(w), start, end))
-            found = _clip(_subtract(kept, removed), start, end)
+            removed = scheduling.normalize(
+                s for w in deny for s in _spans(w, self.schedule(w), start, end)
+            )
+            found = _clip(scheduling.subtract(kept, removed), start, end)
             if len(self._intervals) >= self._MAX_INTERVALS:
                 self._intervals.clear()
             self._intervals[key] = found

@@ -79,15 +79,16 @@ def assess(
             else []
         )
         # A booked change's conflicts (other changes, freezes declared since) raise its risk.
+        analysed = impact.analyze(catalog, change.spec)
         clashes = calendar.current_conflicts(
-            conn, catalog, change, schedule_store.of_change(conn, number)
+            conn, catalog, change, schedule_store.of_change(conn, number), analysed
         )
     history = risk.TeamHistory(
         team=team, category=change.spec.category, since=since, records=tuple(records)
     )
     result = risk.assess(
         change,
-        impact.analyze(catalog, change.spec),
+        analysed,
         policy,
         history,
         calendar_conflicts=[risk.CalendarConflict(*clash.for_risk()) for clash in clashes],

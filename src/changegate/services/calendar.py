@@ -392,15 +392,18 @@ def current_conflicts(
     catalog: catalog_model.Catalog,
     change: ChangeRequest,
     waves: Sequence[scheduling.Wave],
+    analysed: impact.Impact | None = None,
 ) -> tuple[conflicts.Conflict, ...]:
     """The conflicts the change's waves have now: with the other booked changes, and with the
-    calendar as it is now (a freeze declared after scheduling shows). None without waves."""
+    calendar as it is now (a freeze declared after scheduling shows). None without waves.
+    `analysed` is the change's impact when the caller has it already."""
     if not waves:
         return ()
     policy = scheduling_policy(catalog)
     start, end = waves[0].start, max(wave.end for wave in waves)
     others = _bookings(catalog, schedule_store.booked(conn, start, end, BOOKED_STATES), change.id)
-    analysed = impact.analyze(catalog, change.spec)
+    if analysed is None:
+        analysed = impact.analyze(catalog, change.spec)
     clashes: list[conflicts.Conflict] = []
     for wave in waves:
         booking = _booking(catalog, change, analysed, (wave.start, wave.end), wave.tenants)

@@ -73,9 +73,18 @@ def requirement_for(
 ) -> Requirement:
     """Who must approve the change's current content, from its `usable_assessment`
     (Refused when it is of older content: assess again)."""
+    return _requirement(catalog, change, assessment_store.latest(conn, change.number), analysed)
+
+
+def _requirement(
+    catalog: catalog_model.Catalog,
+    change: ChangeRequest,
+    latest: Assessment | None,
+    analysed: impact.Impact | None,
+) -> Requirement:
     return approvals.required_approvals(
         change,
-        usable_assessment(change, assessment_store.latest(conn, change.number)),
+        usable_assessment(change, latest),
         analysed if analysed is not None else impact.analyze(catalog, change.spec),
         approvals.ApprovalPolicy.of(catalog),
         catalog,
@@ -141,9 +150,11 @@ def authorization(
     analysed: impact.Impact | None = None,
 ) -> Authorization:
     """Whether the change is authorized at `now` (see the module docstring)."""
-    match = template_match(catalog, change, current_assessment(conn, change))
+    latest = assessment_store.latest(conn, change.number)
+    current = latest if latest is not None and latest.content_hash == change.content_hash else None
+    match = template_match(catalog, change, current)
     try:
-        required = requirement_for(conn, catalog, change, analysed)
+        required = _requirement(catalog, change, latest, analysed)
     except Refused as exc:
         if match is not None and match.ok:
             required = None
