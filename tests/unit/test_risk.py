@@ -916,3 +916,23 @@ def test_the_worked_examples_in_docs_risk_md() -> None:
     )
     # 7 gold and 5 bronze weigh 26: blast radius 30, database 20, category 15, production 10.
     assert (upgrade.score, upgrade.risk_class) == (75, RiskClass.CRITICAL)
+
+
+def test_an_escalating_finding_raises_the_class_to_high_not_the_score() -> None:
+    calm = run(change())
+    assert calm.risk_class in (risk.RiskClass.LOW, risk.RiskClass.MEDIUM)
+    finding = PolicyFinding(
+        FindingSeverity.ERROR, "plan deletes aws_db_instance.main", "tf.stateful-delete", True
+    )
+    raised = run(change(), policy_findings=[finding])
+    plain = run(
+        change(),
+        policy_findings=[PolicyFinding(FindingSeverity.ERROR, "x", "tf.stateful-delete")],
+    )
+    assert raised.score == plain.score
+    assert plain.risk_class is not risk.RiskClass.HIGH
+    assert raised.risk_class is risk.RiskClass.HIGH
+    assert "raised to high: tf.stateful-delete requires a high-risk approval" in (
+        raised.class_reason
+    )
+    assert raised.inputs["policy_findings"][0]["escalates"] is True

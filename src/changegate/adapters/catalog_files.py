@@ -6,13 +6,10 @@ the input every assessment was made with, whatever the parser makes of it.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from changegate.adapters import yamlsource
@@ -93,25 +90,6 @@ def git_state(directory: Path) -> tuple[str | None, bool]:
     return head.stdout.strip() or None, dirty
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a catalog is parsed and built.
-
-    A load allocates hundreds of thousands of long-lived, acyclic objects (documents,
-    models, entities); the collector rescans them on each full collection, which made a
-    10,000-tenant load about 50% slower. Hardly anything made here forms a cycle (a
-    recursive alias, an exception's traceback); those few are collected once the collector
-    runs again. The previous state is restored: a caller that had it off keeps it off.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def load_catalog(
     directory: Path,
     *,
@@ -131,7 +109,7 @@ def load_catalog(
             [Problem("no catalog files (*.yaml, *.yml, *.json) found", file=str(directory))]
         )
     commit, dirty = git_state(directory)
-    with _collector_paused():
+    with yamlsource.collector_paused():
         documents, digest = _parse_all(files, max_file_bytes)
         return catalog.build(
             documents, digest=digest, commit=commit, root=str(directory), dirty=dirty

@@ -53,6 +53,7 @@ Written by `changegate init`. Every file holds YAML documents with
 | windows.yaml | Window: maintenance windows, release windows, freezes, blackouts |
 | holidays.yaml | HolidayCalendar: Belgian, German and US public holidays |
 | templates.yaml | StandardTemplate: pre-approved standard changes |
+| policy.yaml | PolicyConfig, Waiver, PolicyRule: how strict the policy gates are |
 
 The demo users are alice (requester), bob (implementer), carol (approver, platform lead),
 dave (CAB), erin (emergency approver), frank (auditor) and grace (admin); customer
@@ -948,7 +949,61 @@ class _Sample:
                 for ident, name, categories, ceiling, procedure in TEMPLATES
             ]
         )
+        files["policy.yaml"] = _dump(self.policy())
         return files
+
+    def policy(self) -> list[dict[str, Any]]:
+        """The policy gates: settings, one waiver, one custom CEL rule (docs/policy.md)."""
+        dedicated = next(
+            (t for t in self.tenants if t.model == "dedicated-namespace"), self.tenants[0]
+        )
+        return [
+            _document(
+                "PolicyConfig",
+                "gates",
+                {
+                    "description": "Images from our registries only; platinum is critical.",
+                    "allowed_registries": ["registry.example.com", "ghcr.io/acme-odoo"],
+                    "critical_tiers": ["platinum"],
+                    "non_waivable": ["k8s.privileged", "k8s.runtime-socket"],
+                },
+            ),
+            _document(
+                "Waiver",
+                "legacy-exporter-root",
+                {
+                    "rule": "k8s.run-as-non-root",
+                    "selector": {
+                        "namespace": dedicated.namespace,
+                        "kind": "Deployment",
+                        "container": "legacy-exporter",
+                    },
+                    "reason": "The vendor's exporter runs as root until its 2.x release.",
+                    "owner": "bob",
+                    "approved_by": "carol",
+                    "expires": "2030-12-31",
+                },
+            ),
+            _document(
+                "PolicyRule",
+                "tenant-label",
+                {
+                    "title": "Tenant workloads carry the changegate.io/tenant label",
+                    "severity": "warning",
+                    "match": {
+                        "kinds": ["Deployment", "StatefulSet"],
+                        "namespaces": ["odoo-*"],
+                    },
+                    "expression": (
+                        "has(object.metadata.labels) && "
+                        "'changegate.io/tenant' in object.metadata.labels"
+                    ),
+                    "message": "the workload has no changegate.io/tenant label",
+                    "rationale": "Cost reports and incident views group workloads by tenant.",
+                    "remediation": "Add metadata.labels.changegate.io/tenant: <tenant id>.",
+                },
+            ),
+        ]
 
 
 def write_sample(

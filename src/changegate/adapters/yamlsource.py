@@ -18,7 +18,10 @@ when an error has to be mapped back to a line.
 from __future__ import annotations
 
 import codecs
+import gc
+from array import array
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -36,7 +39,31 @@ MAX_DEPTH = 200
 MAX_PROBLEMS = 100
 
 # libyaml when available; the pure-Python loader gives the same nodes, only slower.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Plain scalars short enough to remember their resolved tag, and how many to remember.
+_RESOLVED_MAX_LENGTH = 64
+_RESOLVED_MAX_ENTRIES = 50_000
+_resolved: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """The safe loader with scalar tags remembered: libyaml's composer asks the Python
+    resolver (a list of regular expressions) for every scalar, and manifests repeat the
+    same keys and values thousands of times. The answer depends only on the value and on
+    whether it was plain, so a bounded table gives the very same tags 20% faster."""
+
+    def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
+        if kind is ScalarNode and len(value) <= _RESOLVED_MAX_LENGTH:
+            key = (value, implicit)
+            tag = _resolved.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_resolved) >= _RESOLVED_MAX_ENTRIES:
+                    _resolved.clear()
+                _resolved[key] = tag
+            return tag
+        return str(super().resolve(kind, value, implicit))
+
 
 _TAG = "tag:yaml.org,2002:"
 _STR = _TAG + "str"
@@ -72,11 +99,15 @@ class _TooLarge(Exception):
 class _Builder:
     """Turns one file's composed nodes into plain Python, collecting every problem."""
 
-    __slots__ = ("count", "display", "dropped", "max_nodes", "memo", "problems")
+    __slots__ = ("count", "display", "dropped", "lines", "max_nodes", "memo", "problems")
 
-    def __init__(self, display: str, max_nodes: int) -> None:
+    def __init__(self, display: str, max_nodes: int, *, lines: bool = False) -> None:
         self.display = display
         self.max_nodes = max_nodes
+        # id(collection) -> (the collection, its keys' or items' lines), when asked for:
+        # locating many paths later costs no second parse. Holding the collection keeps
+        # its id from being reused.
+        self.lines: LineTable | None = {} if lines else None
         self.count = 0
         # collection node -> (value, expanded size): an alias costs its full size but is
         # built once, so alias bombs are caught in linear time and memory.
@@ -129,6 +160,8 @@ class _Builder:
             if node.tag != _SEQ:
                 self.problem(node, f"unsupported tag {_short_tag(node.tag)}")
             value = [self.build(item, depth + 1) for item in node.value]
+            if self.lines is not None:
+                self.lines[id(value)] = (value, array("I", [_line(item) for item in node.value]))
         else:  # pragma: no cover - PyYAML has no other node class
             raise TypeError(cls)
         self.memo[node] = (value, self.count - before)
@@ -165,6 +198,9 @@ class _Builder:
         # to pay on the hot path of mappings without duplicates.
         first_keys: dict[str, Node] | None = None
         merges: list[Node] | None = None
+        # A scalar's line is its own; a collection's is its key's (block collections start
+        # on the line after their key).
+        key_lines: dict[str, int] | None = {} if self.lines is not None else None
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode or key_node.tag != _STR:
                 if key_node.tag == _MERGE:
@@ -181,8 +217,21 @@ class _Builder:
                 self.problem(key_node, f"duplicate key {key!r} (first at line {_line(first)})")
             self.count += 1
             result[key] = self.build(value_node, depth)
+            if key_lines is not None:
+                shown = value_node if value_node.__class__ is ScalarNode else key_node
+                key_lines[key] = _line(shown)
         if merges:
-            return self.merge(merges, result, depth)
+            # The merged keys' lines first; the mapping's own keys override them.
+            merged_lines: dict[str, int] = {}
+            result = self.merge(merges, result, depth, merged_lines)
+            if key_lines is not None:
+                key_lines = {**merged_lines, **key_lines}
+        if self.lines is not None and key_lines is not None:
+            # In the mapping's own key order (an array of lines, a fraction of a dict's
+            # memory); a merged mapping's keys come in another order, so it keeps the dict.
+            compact = merges is None
+            table = array("I", key_lines.values()) if compact else key_lines
+            self.lines[id(result)] = (result, table)
         return result
 
     def key_problem(self, key_node: Node) -> None:
@@ -192,7 +241,13 @@ class _Builder:
         else:
             self.problem(key_node, "a key must be a string, not a mapping or a list")
 
-    def merge(self, merges: list[Node], explicit: dict[str, Any], depth: int) -> dict[str, Any]:
+    def merge(
+        self,
+        merges: list[Node],
+        explicit: dict[str, Any],
+        depth: int,
+        key_lines: dict[str, int],
+    ) -> dict[str, Any]:
         # PyYAML semantics: keys written in the mapping win over merged ones, and among
         # `<<: [*a, *b]` the earlier source wins.
         sources: list[Node] = []
@@ -209,6 +264,8 @@ class _Builder:
             value = self.build(source, depth)
             if isinstance(value, dict):
                 merged.update(value)
+                if self.lines is not None and id(value) in self.lines:
+                    key_lines.update(_key_lines(value, self.lines[id(value)][1]))
         merged.update(explicit)
         return merged
 
@@ -246,7 +303,7 @@ def _decode(raw: bytes, display: str) -> bytes:
 
 def _reader_problem(exc: yaml.reader.ReaderError, text: bytes, display: str) -> Problem:
     # libyaml counts the offset in bytes, the pure-Python reader in characters.
-    if _Loader is yaml.SafeLoader:
+    if _BaseLoader is yaml.SafeLoader:
         before = text.decode("utf-8")[: exc.position]
     else:
         before = text[: exc.position].decode("utf-8", "replace")
@@ -274,6 +331,16 @@ def _yaml_problem(exc: yaml.YAMLError, display: str) -> Problem:
 
 def _compose(text: bytes) -> Iterator[Node]:
     return yaml.compose_all(text, Loader=_Loader)
+
+
+# id(collection) -> (collection, its lines): a list's items' lines, a mapping's keys' lines
+# in key order, or {key: line} for a mapping with merge keys (another order).
+LineTable = dict[int, tuple[Any, Any]]
+
+
+def _key_lines(mapping: dict[str, Any], table: Any) -> dict[str, int]:
+    """{key: line} of a mapping from its recorded lines."""
+    return dict(table) if isinstance(table, dict) else dict(zip(mapping, table, strict=True))
 
 
 # A mapping node's keys (first key node and value node of each) and its merge values.
@@ -340,6 +407,8 @@ class SourceDocument:
     line: int
     data: Any
     source: _ComposedFile = field(repr=False, compare=False)
+    # Lines recorded while loading (`load_bytes(..., lines=True)`): no second parse.
+    lines: LineTable | None = field(default=None, repr=False, compare=False)
 
     @property
     def node(self) -> Node:
@@ -352,6 +421,8 @@ class SourceDocument:
         A key's line is given for a mapping or list value, since block collections start on
         the line after their key.
         """
+        if self.lines is not None:
+            return self._recorded(path)
         node = self.node
         line = _line(node)
         for step in path:
@@ -364,24 +435,48 @@ class SourceDocument:
                 line = _line(node)
         return line
 
+    def _recorded(self, path: tuple[str | int, ...]) -> int | None:
+        """`locate` from the lines recorded while loading."""
+        assert self.lines is not None
+        value, line = self.data, self.line
+        for step in path:
+            entry = self.lines.get(id(value))
+            if entry is None or entry[0] is not value:
+                break
+            table = entry[1]
+            try:
+                if isinstance(value, dict) and not isinstance(table, dict):
+                    line = table[list(value).index(step)]
+                else:
+                    line = table[step]
+                value = value[step]
+            except (KeyError, IndexError, TypeError, ValueError):
+                break
+        return line
+
 
 def load_bytes(
-    raw: bytes, *, display: str, max_nodes: int = DEFAULT_MAX_NODES
+    raw: bytes, *, display: str, max_nodes: int = DEFAULT_MAX_NODES, lines: bool = False
 ) -> list[SourceDocument]:
     """Parse every document in raw; InvalidInput lists every problem with file and line.
 
     Empty documents are returned with data None: the caller decides whether they matter.
+    With `lines`, the line of every key and item is recorded while loading (a little more
+    memory), so locating thousands of paths later costs no second parse.
     """
     text = _decode(raw, display)
-    source = _ComposedFile(text)
-    builder = _Builder(display, max_nodes)
+    # With lines recorded, nothing needs the text again: it is not kept.
+    source = _ComposedFile(b"" if lines else text)
+    builder = _Builder(display, max_nodes, lines=lines)
     documents: list[SourceDocument] = []
     try:
         for index, node in enumerate(_compose(text)):
             # Anchors do not cross documents; the node budget is for the whole file.
             builder.memo.clear()
             data = builder.build(node, 0)
-            documents.append(SourceDocument(display, index, _line(node), data, source))
+            documents.append(
+                SourceDocument(display, index, _line(node), data, source, builder.lines)
+            )
     except yaml.reader.ReaderError as exc:
         builder.add(_reader_problem(exc, text, display))
     except yaml.YAMLError as exc:
@@ -394,6 +489,26 @@ def load_bytes(
     if builder.problems:
         raise InvalidInput(builder.all_problems())
     return documents
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while many files are parsed and kept.
+
+    A load allocates hundreds of thousands of long-lived, acyclic objects (documents,
+    models, entities); the collector rescans them on each full collection, which made a
+    10,000-tenant catalog load about 50% slower and a 2,000-file policy check 80% slower.
+    Hardly anything made here forms a cycle (a recursive alias, an exception's traceback);
+    those few are collected once the collector runs again. The previous state is restored:
+    a caller that had it off keeps it off.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_bytes(path: Path, *, display: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:

@@ -24,6 +24,7 @@ from changegate.api.routes import (
     changes,
     health,
     impact,
+    policy,
     reports,
     retrospectives,
     schedules,
@@ -116,6 +117,7 @@ def create_app(app: bootstrap.App) -> FastAPI:
         catalog,
         calendar,
         schedules,
+        policy,
         audit,
         health,
     ):

@@ -22,6 +22,7 @@ from changegate.cli import audit as audit_cli
 from changegate.cli import catalog as catalog_cli
 from changegate.cli import changes as changes_cli
 from changegate.cli import output, reports, runtime
+from changegate.cli import policy as policy_cli
 from changegate.cli import retrospectives as retrospectives_cli
 from changegate.cli import windows as windows_cli
 from changegate.errors import ChangegateError
@@ -42,6 +43,7 @@ app.add_typer(retrospectives_cli.app, name="retrospective")
 app.add_typer(windows_cli.app, name="windows")
 app.command("calendar")(windows_cli.calendar_command)
 approvals_cli.register(app, changes_cli.app)
+policy_cli.register(app, changes_cli.app)
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

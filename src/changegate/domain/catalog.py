@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from changegate.domain import conflicts, validation
 from changegate.domain.changes import Category, ChangeType
+from changegate.domain.policy import config as policy_config
 from changegate.errors import InvalidInput, NotFound, Problem
 
 API_VERSION = "changegate.io/v1"
@@ -1384,6 +1385,22 @@ class SchedulingPolicySpec(conflicts.SchedulingPolicySpec, Spec):
 SpecT = TypeVar("SpecT", bound=Spec)
 
 
+class PolicyConfigSpec(policy_config.PolicyConfigSpec, Spec):
+    """How strict the policy gates are (docs/policy.md); at most one per catalog."""
+
+
+class WaiverSpec(policy_config.WaiverSpec, Spec):
+    """An accepted, expiring exception to a policy rule (docs/policy.md#waivers)."""
+
+    def references(self) -> Iterator[Reference]:
+        yield Reference(("spec", "owner"), "Person", self.owner)
+        yield Reference(("spec", "approved_by"), "Person", self.approved_by)
+
+
+class PolicyRuleSpec(policy_config.PolicyRuleSpec, Spec):
+    """A custom policy rule in CEL; its rule id is `custom.<name>` (docs/policy.md)."""
+
+
 class Metadata(_Strict):
     """The entity's id and free-form labels and annotations."""
 
@@ -1637,6 +1654,21 @@ class Catalog:
         """Pre-approved standard change templates by name, in file order."""
         return self.entities["StandardTemplate"]
 
+    @property
+    def policy_config(self) -> Entity[PolicyConfigSpec] | None:
+        """The catalog's policy gate settings, or None when the defaults apply."""
+        return next(iter(self.entities["PolicyConfig"].values()), None)
+
+    @property
+    def waivers(self) -> Mapping[str, Entity[WaiverSpec]]:
+        """Policy waivers by id, in file order (expired ones included)."""
+        return self.entities["Waiver"]
+
+    @property
+    def policy_rules(self) -> Mapping[str, Entity[PolicyRuleSpec]]:
+        """Custom CEL policy rules by name, in file order."""
+        return self.entities["PolicyRule"]
+
     def get(self, kind: str, id: str) -> Entity[Any]:
         """The entity of that kind and id, or NotFound naming both."""
         name = normalize_kind(kind)
@@ -1888,6 +1920,15 @@ REGISTRY: tuple[KindInfo, ...] = (
         "standardtemplates",
         ("standard-template", "standard-templates", "template", "templates"),
     ),
+    KindInfo(
+        "PolicyConfig",
+        PolicyConfigSpec,
+        "policyconfigs",
+        ("policy-config", "policy-configs"),
+        _at_most_one("PolicyConfig"),
+    ),
+    KindInfo("Waiver", WaiverSpec, "waivers"),
+    KindInfo("PolicyRule", PolicyRuleSpec, "policyrules", ("policy-rule", "policy-rules")),
 )
 KINDS: dict[str, type[BaseModel]] = {info.kind: info.spec for info in REGISTRY}
 # The envelope model of each kind, so one validation covers a whole document.

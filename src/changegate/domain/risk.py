@@ -45,7 +45,7 @@ from changegate.domain.impact import Impact, Scope
 
 # Bump when the scoring rules change (not the weights: those are in the policy digest), so an
 # assessment says which rules produced it.
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: policy findings that escalate raise the class to at least high
 
 MAX_SCORE = 100
 # How many messages of findings or conflicts a reason quotes before "and N more".
@@ -122,10 +122,17 @@ class PolicyFinding:
     severity: FindingSeverity
     message: str
     rule: str = ""
+    # The finding asks for a high-risk approval: the class is at least high while it stands.
+    escalates: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The stable JSON shape."""
-        return {"severity": self.severity.value, "message": self.message, "rule": self.rule}
+        return {
+            "severity": self.severity.value,
+            "message": self.message,
+            "rule": self.rule,
+            "escalates": self.escalates,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -736,6 +743,11 @@ def assess(
     factors = _bounded(factors)
     score = sum(item.points for item in factors)
     risk_class, class_reason = classify(score, policy)
+    escalating = sorted({f.rule or f.message for f in policy_findings if f.escalates})
+    classes = list(RiskClass)
+    if escalating and classes.index(risk_class) < classes.index(RiskClass.HIGH):
+        risk_class = RiskClass.HIGH
+        class_reason += f"; raised to high: {_quoted(escalating)} requires a high-risk approval"
     return Assessment(
         change_id=change.id,
         content_hash=change.content_hash,

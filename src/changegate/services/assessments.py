@@ -21,10 +21,12 @@ from changegate.domain.permissions import Permission
 from changegate.errors import Conflict, InvalidInput, NotFound, Problem, Refused
 from changegate.services import audit as audit_service
 from changegate.services import calendar, lifecycle
+from changegate.services import policy as policy_gate
 from changegate.services.context import Context
 from changegate.store import assessments as assessment_store
 from changegate.store import changes as change_store
 from changegate.store import db
+from changegate.store import policy_reports as policy_store
 from changegate.store import schedules as schedule_store
 
 
@@ -49,14 +51,20 @@ def _summary(assessment: risk.Assessment) -> dict[str, Any]:
 
 
 def assess(
-    engine: sa.Engine, catalog: catalog_model.Catalog, ctx: Context, change_id: str
+    engine: sa.Engine,
+    catalog: catalog_model.Catalog,
+    ctx: Context,
+    change_id: str,
 ) -> risk.Assessment:
-    """Score a change's risk against the catalog, store the result and audit it.
+    """Check the change's artifacts against the policy gates, score its risk, store both.
 
     Any state but closed and canceled may be assessed; every run is kept and the latest
-    counts. A standard change is checked against its templates too (the result is on the
-    `change.assessed` event); one covered while in Assess moves on to Authorize, authorized
-    by the template (`change.authorized` with `via: template`). Refused for final changes;
+    counts. The gate's report is stored with the assessment: its failing findings are the
+    risk score's policy factor, its unwaived errors block authorization. Artifact paths are
+    relative to the PolicyConfig's `artifacts_root` (docs/policy.md). A standard change is
+    checked against its templates too (the result is on the `change.assessed` event); one
+    covered while in Assess, with a passing gate, moves on to Authorize, authorized by the
+    template (`change.authorized` with `via: template`). Refused for final changes;
     Conflict when the change is edited or closed while being assessed (assess it again).
     """
     ctx.actor.require(Permission.CHANGES_TRANSITION)
@@ -86,11 +94,13 @@ def assess(
     history = risk.TeamHistory(
         team=team, category=change.spec.category, since=since, records=tuple(records)
     )
+    gate = policy_gate.check_change(catalog, change, now=now)
     result = risk.assess(
         change,
         analysed,
         policy,
         history,
+        policy_findings=policy_gate.risk_findings(gate),
         calendar_conflicts=[risk.CalendarConflict(*clash.for_risk()) for clash in clashes],
     )
     with db.transaction(engine) as conn:
@@ -102,7 +112,18 @@ def assess(
         stored = assessment_store.insert(
             conn, number, result, assessed_by=ctx.actor.id, created_at=now
         )
+        assert stored.id is not None
+        policy_store.insert(
+            conn,
+            number,
+            stored.id,
+            gate,
+            content_hash=stored.content_hash,
+            catalog_digest=stored.catalog_digest,
+            created_at=now,
+        )
         summary = _summary(stored)
+        summary["policy"] = {"passed": gate.passed, "summary": gate.summary.as_dict()}
         covered = lifecycle.template_match(catalog, current, stored)
         if covered is not None:
             summary["template"] = covered.as_dict()
@@ -115,7 +136,12 @@ def assess(
             _summary(previous) if previous is not None else None,
             summary,
         )
-        if covered is not None and covered.ok and current.state is changes.ChangeState.ASSESS:
+        if (
+            covered is not None
+            and covered.ok
+            and gate.passed
+            and current.state is changes.ChangeState.ASSESS
+        ):
             _authorize_by_template(conn, catalog, ctx, current, covered)
     return stored
 

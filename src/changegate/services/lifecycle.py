@@ -8,7 +8,9 @@ than the transition table:
                             current content: the approval rules depend on its risk class.
     Authorize -> Scheduled  needs the change to be authorized now (`authorization`): by a
                             standard template that covers it, or by its approvals (quorum,
-                            separation of duties, the current content hash, none expired).
+                            separation of duties, the current content hash, none expired),
+                            and the policy gate of its current assessment has no unwaived
+                            error (nor a waiver that expired or left the catalog since).
 
 `authorization` is computed, not stored: from the change, its latest assessment, the
 approvals given and the catalog, at an instant. Approvals are *used* when the change leaves
@@ -31,10 +33,12 @@ from changegate.domain.changes import ChangeRequest, ChangeState, ChangeType, Cl
 from changegate.domain.risk import Assessment
 from changegate.errors import InvalidInput, Problem, Refused
 from changegate.services import audit as audit_service
+from changegate.services import policy as policy_gate
 from changegate.services.context import Context
 from changegate.store import approvals as approval_store
 from changegate.store import assessments as assessment_store
 from changegate.store import changes as change_store
+from changegate.store import policy_reports as policy_store
 from changegate.store import schedules as schedule_store
 
 S = ChangeState
@@ -153,6 +157,9 @@ def authorization(
     latest = assessment_store.latest(conn, change.number)
     current = latest if latest is not None and latest.content_hash == change.content_hash else None
     match = template_match(catalog, change, current)
+    blocked = _policy_block(conn, catalog, current, now)
+    if blocked is not None:
+        return Authorization(False, None, blocked, None, None, match)
     try:
         required = _requirement(catalog, change, latest, analysed)
     except Refused as exc:
@@ -175,6 +182,26 @@ def authorization(
     if match is not None:
         reason += "; no standard template covers it: " + "; ".join(match.reasons)
     return Authorization(False, None, reason, required, decision, match)
+
+
+def _policy_block(
+    conn: sa.Connection, catalog: catalog_model.Catalog, current: Assessment | None, now: datetime
+) -> str | None:
+    """Why the policy gate of the current assessment blocks authorization, or None."""
+    if current is None or current.id is None:
+        return None
+    stored = policy_store.of_assessment(conn, current.id)
+    if stored is None:
+        return None
+    reasons = policy_gate.gate_problems(stored.report, catalog, now)
+    if not reasons:
+        return None
+    shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
+    return (
+        f"the policy gate blocks it: {len(reasons)} unwaived error-level "
+        f"{'finding' if len(reasons) == 1 else 'findings'} ({shown}); fix the artifacts or add "
+        "waivers to the catalog, then assess again"
+    )
 
 
 @dataclass(frozen=True, slots=True)

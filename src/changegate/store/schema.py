@@ -230,3 +230,32 @@ consents = sa.Table(
     ),
     sqlite_autoincrement=True,
 )
+
+# Policy gate reports: one per assessment (the gate runs while assessing). `report` is the
+# whole report (findings, summary, waivers, notices) as `Report.as_dict` writes it.
+policy_reports = sa.Table(
+    "policy_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "change_id",
+        sa.Integer,
+        sa.ForeignKey("changes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "assessment_id",
+        sa.Integer,
+        sa.ForeignKey("assessments.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("content_hash", sa.String(71), nullable=False),
+    sa.Column("catalog_digest", sa.String(71), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("report", sa.JSON, nullable=False),
+    sqlite_autoincrement=True,
+)

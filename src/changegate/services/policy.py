@@ -1,0 +1,294 @@
+"""Policy gates as use cases: check files for CI, check a change's artifacts while assessing.
+
+The rules of a catalog (built-in packs, Python plugins, the catalog's custom CEL rules) are
+compiled once per catalog digest and process. A check reads its inputs one file at a time,
+builds the change set, and evaluates it in the context the catalog gives: the environment
+(production or not), the tenant namespaces, the waivers. Nothing here writes to the database:
+the assessment service stores a change's report with its assessment, and
+`latest_report` reads it back.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import sqlalchemy as sa
+
+from changegate.adapters import policy_inputs, policy_plugins, policy_tools
+from changegate.domain import catalog as catalog_model
+from changegate.domain import changes
+from changegate.domain.changes import ChangeRequest
+from changegate.domain.permissions import Permission
+from changegate.domain.policy import cel
+from changegate.domain.policy.changeset import ChangeSet, CheckContext, Tools
+from changegate.domain.policy.config import PolicyConfigSpec
+from changegate.domain.policy.engine import Report, RuleSet, Waiver, evaluate
+from changegate.domain.policy.model import Document, Rule
+from changegate.domain.policy.rules import BUILTIN
+from changegate.domain.risk import FindingSeverity, PolicyFinding
+from changegate.errors import InvalidInput, NotFound, Problem
+from changegate.services.context import Context
+from changegate.store import assessments as assessment_store
+from changegate.store import changes as change_store
+from changegate.store import policy_reports as policy_store
+from changegate.store.policy_reports import StoredReport
+
+_lock = threading.Lock()
+_compiled: dict[str, RuleSet] = {}
+
+
+@functools.cache
+def _plugin_rules() -> tuple[list[Rule], list[str]]:
+    """Rules from installed plugins (entry points), loaded once per process."""
+    return policy_plugins.load_plugin_rules()
+
+
+def config_of(catalog: catalog_model.Catalog | None) -> PolicyConfigSpec:
+    """The catalog's PolicyConfig, or the defaults."""
+    found = catalog.policy_config if catalog is not None else None
+    return found.spec if found is not None else PolicyConfigSpec()
+
+
+def rules_of(catalog: catalog_model.Catalog | None) -> RuleSet:
+    """Every rule that applies under this catalog, compiled once per catalog digest."""
+    key = catalog.digest if catalog is not None else ""
+    with _lock:
+        found = _compiled.get(key)
+        if found is not None:
+            return found
+    rules: list[Rule] = [*BUILTIN, *_plugin_rules()[0]]
+    if catalog is not None:
+        rules.extend(
+            cel.compile_rule(f"custom.{name}", entity.spec)
+            for name, entity in catalog.policy_rules.items()
+        )
+    try:
+        compiled = RuleSet(rules, config_of(catalog))
+    except ValueError as exc:
+        raise InvalidInput([Problem(str(exc), field="rules")]) from None
+    with _lock:
+        if len(_compiled) > 16:
+            _compiled.clear()
+        _compiled[key] = compiled
+    return compiled
+
+
+def waivers_of(catalog: catalog_model.Catalog | None) -> list[Waiver]:
+    """The catalog's waivers, expired ones included (the report names them)."""
+    if catalog is None:
+        return []
+    return [
+        Waiver(entity.id, entity.spec, entity.file, entity.line)
+        for entity in catalog.waivers.values()
+    ]
+
+
+def context_of(
+    catalog: catalog_model.Catalog | None,
+    *,
+    environment: str | None = None,
+    tenant: str | None = None,
+    category: str | None = None,
+    tools: Tools | None = None,
+) -> CheckContext:
+    """The check's context from the catalog; an unknown environment or tenant is refused."""
+    config = config_of(catalog)
+    production = False
+    if environment is not None:
+        if catalog is None or environment not in catalog.environments:
+            known = ", ".join(catalog.environments) if catalog is not None else "none: no catalog"
+            raise InvalidInput(
+                [Problem(f"unknown environment {environment!r} (known: {known})", field="env")]
+            )
+        production = catalog.environments[environment].spec.production
+    namespaces: dict[str, str] = {}
+    tiers: dict[str, str] = {}
+    if catalog is not None:
+        # A namespace of one tenant names it; a shared (multi-tenant) one names nobody.
+        for ident, entity in catalog.tenants.items():
+            namespace = entity.spec.namespace
+            namespaces[namespace] = "" if namespace in namespaces else ident
+            tiers[ident] = entity.spec.tier
+        if tenant is not None and tenant not in catalog.tenants:
+            raise InvalidInput([Problem(f"unknown tenant {tenant!r}", field="tenant")])
+        if tenant is not None and environment is None:
+            environment = catalog.tenants[tenant].spec.environment
+            production = catalog.environments[environment].spec.production
+    elif tenant is not None:
+        raise InvalidInput([Problem("--tenant needs a catalog to know the tenant", field="tenant")])
+    return CheckContext(
+        config=config,
+        environment=environment,
+        category=category,
+        catalog=catalog,
+        production=production,
+        tenant=tenant,
+        tenant_namespaces=namespaces,
+        tenant_tiers=tiers,
+        critical_tiers=frozenset(config.critical_tiers),
+        tools=tools if tools is not None else policy_tools.SubprocessTools(),
+    )
+
+
+def run(
+    catalog: catalog_model.Catalog | None,
+    documents: Sequence[Document],
+    context: CheckContext,
+    *,
+    now: datetime,
+    problems: Sequence[Problem] = (),
+    notices: Sequence[str] = (),
+) -> Report:
+    """Evaluate documents under the catalog's rules and waivers."""
+    rules = rules_of(catalog)
+    context.notices.extend(notices)
+    context.notices.extend(f"policy plugin: {problem}" for problem in _plugin_rules()[1])
+    return evaluate(
+        ChangeSet(documents),
+        rules,
+        context,
+        waivers_of(catalog),
+        now=now,
+        problems=[problem.as_dict() for problem in problems],
+    )
+
+
+def check_paths(
+    catalog: catalog_model.Catalog | None,
+    paths: Sequence[str],
+    *,
+    now: datetime,
+    environment: str | None = None,
+    tenant: str | None = None,
+    stdin: BinaryIO | None = None,
+    stdin_name: str = policy_inputs.STDIN,
+    base: Path | None = None,
+    max_bytes: int = policy_inputs.DEFAULT_MAX_BYTES,
+    tools: Tools | None = None,
+) -> Report:
+    """`changegate check`: files and folders (and `-` for stdin) through the gate."""
+    context = context_of(catalog, environment=environment, tenant=tenant, tools=tools)
+    inputs = policy_inputs.load_paths(
+        paths, stdin=stdin, stdin_name=stdin_name, max_bytes=max_bytes, base=base
+    )
+    return run(
+        catalog,
+        inputs.documents,
+        context,
+        now=now,
+        problems=inputs.problems,
+        notices=inputs.notices,
+    )
+
+
+def check_change(
+    catalog: catalog_model.Catalog,
+    change: ChangeRequest,
+    *,
+    now: datetime,
+    max_bytes: int = policy_inputs.DEFAULT_MAX_BYTES,
+    tools: Tools | None = None,
+) -> Report:
+    """A change's artifacts through the gate: its images, and its manifests, plans and
+    reports (paths relative to `artifacts_root`, the PolicyConfig's, from the catalog)."""
+    artifacts = change.spec.artifacts
+    root = artifacts_root(catalog)
+    context = context_of(
+        catalog,
+        environment=change.spec.environment
+        if change.spec.environment in catalog.environments
+        else None,
+        category=change.spec.category.value,
+        tools=tools,
+    )
+    problems: list[Problem] = []
+    paths: list[str] = []
+    for relative in [*artifacts.manifests, *artifacts.terraform_plans, *artifacts.reports]:
+        try:
+            paths.append(str(policy_inputs.resolve_under(root, relative)))
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+    inputs = policy_inputs.load_paths(paths, max_bytes=max_bytes, base=root)
+    documents = [
+        *policy_inputs.image_documents((i.ref, i.digest) for i in artifacts.images),
+        *inputs.documents,
+    ]
+    return run(
+        catalog,
+        documents,
+        context,
+        now=now,
+        problems=[*problems, *inputs.problems],
+        notices=inputs.notices,
+    )
+
+
+def latest_report(engine: sa.Engine, ctx: Context, change_id: str) -> StoredReport:
+    """The policy report of a change's latest assessment; NotFound when there is none."""
+    ctx.actor.require(Permission.CHANGES_READ)
+    number = changes.parse_id(change_id)
+    with engine.connect() as conn:
+        change = change_store.get(conn, number)
+        latest = assessment_store.latest(conn, number)
+        stored = (
+            policy_store.of_assessment(conn, latest.id)
+            if latest is not None and latest.id is not None
+            else None
+        )
+    if stored is None:
+        raise NotFound(f"{change.id} has no policy report yet: assess it first")
+    return stored
+
+
+def artifacts_root(catalog: catalog_model.Catalog) -> Path:
+    """The folder a change's artifact paths are relative to (PolicyConfig.artifacts_root)."""
+    return (Path(catalog.root) / config_of(catalog).artifacts_root).resolve()
+
+
+def risk_findings(report: Report) -> list[PolicyFinding]:
+    """What the risk score weighs: failing errors and warnings (waived ones do not count)."""
+    weighed = {"error": FindingSeverity.ERROR, "warning": FindingSeverity.WARNING}
+    found = [
+        PolicyFinding(
+            weighed[f.severity.value],
+            f"{f.resource.label()}: {f.message}",
+            f.rule,
+            escalates=f.escalates and f.severity.value == "error",
+        )
+        for f in report.findings
+        if f.status.value == "failed" and f.severity.value in weighed
+    ]
+    found.extend(
+        PolicyFinding(FindingSeverity.ERROR, f"unreadable input: {p['message']}", "input")
+        for p in report.problems
+    )
+    return found
+
+
+def gate_problems(report: Report, catalog: catalog_model.Catalog, now: datetime) -> list[str]:
+    """Why a stored report blocks authorization now: unwaived errors, unreadable inputs,
+    and waived errors whose waiver has since expired or left the catalog."""
+    reasons = [f"{f.rule} on {f.resource.label() or f.file}: {f.message}" for f in report.blocking]
+    reasons.extend(
+        f"unreadable input {p.get('file') or ''}: {p['message']}" for p in report.problems
+    )
+    for finding in report.findings:
+        if finding.status.value != "waived" or finding.severity.value != "error":
+            continue
+        waiver = catalog.waivers.get(finding.waiver)
+        if waiver is None:
+            reasons.append(
+                f"{finding.rule} on {finding.resource.label()}: waiver {finding.waiver} is no "
+                "longer in the catalog"
+            )
+        elif not waiver.spec.active(now):
+            reasons.append(
+                f"{finding.rule} on {finding.resource.label()}: waiver {finding.waiver} expired "
+                f"at {waiver.spec.expires.isoformat()}"
+            )
+    return reasons
