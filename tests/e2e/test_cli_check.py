@@ -237,3 +237,9 @@ def test_the_rule_reference_is_in_sync_with_the_rules(cli: Cli) -> None:
     generated = bare("policy", "rules", "--markdown").stdout
     docs = Path(__file__).parents[2] / "docs" / "policy-rules.md"
     assert docs.read_text() == generated, "regenerate: changegate policy rules --markdown"
+
+
+def test_nothing_to_check_fails(repo_cli: Cli, repo: Path) -> None:
+    write(repo, "apps/README.md", "# not an input\n")
+    result = repo_cli("check", "apps", expect=1)
+    assert "nothing to check" in result.stdout

@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from changegate.adapters import yamlsource
+from changegate.domain.policy import configfiles
 from changegate.domain.policy.model import Document, Format, Locator
 from changegate.domain.policy.model import Path as DocPath
 from changegate.errors import InvalidInput, Problem
@@ -341,131 +342,24 @@ def _toml(text: str, display: str, path: str | None) -> Document | None:
 # --------------------------------------------------------------------------- config files
 
 
-@dataclass(slots=True)
-class _Settings:
-    """Key -> value with the line each key is (last) written on."""
+def _config(
+    parse: Callable[[str], configfiles.Parsed], format: Format
+) -> Callable[[str, str, str | None], Document]:
+    """A config-file reader: the shared parser's values, lines, and problems as InvalidInput."""
 
-    values: dict[str, str] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)
-
-    def set(self, key: str, value: str, line: int, *, join: bool = False) -> None:
-        if join and key in self.values:
-            self.values[key] = f"{self.values[key]}\n{value}"
-        else:
-            self.values[key] = value
-            self.lines[key] = line
-
-    def document(self, display: str, format: Format, path: str | None) -> Document:
-        lines = self.lines
+    def read(text: str, display: str, path: str | None) -> Document:
+        parsed = parse(text)
+        if parsed.problems:
+            problems = [Problem(message, display, line) for line, message in parsed.problems]
+            raise InvalidInput(problems[: yamlsource.MAX_PROBLEMS])
+        lines = parsed.lines
 
         def locate(target: DocPath) -> int | None:
             return lines.get(target[0]) if target and isinstance(target[0], str) else None
 
-        return Document(display, 0, 1, format, self.values, locate, path)
+        return Document(display, 0, 1, format, parsed.values, locate, path)
 
-
-_PG_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(=\s*|\s+)(.*)$")
-
-
-def _pg_value(rest: str) -> str:
-    """A postgresql.conf value: quoted ('' and \\' escapes) or bare up to a comment."""
-    rest = rest.strip()
-    if rest.startswith("'"):
-        out: list[str] = []
-        index = 1
-        while index < len(rest):
-            char = rest[index]
-            if char == "\\" and index + 1 < len(rest):
-                out.append(rest[index + 1])
-                index += 2
-                continue
-            if char == "'":
-                if rest[index + 1 : index + 2] == "'":
-                    out.append("'")
-                    index += 2
-                    continue
-                break
-            out.append(char)
-            index += 1
-        return "".join(out)
-    return rest.split("#", 1)[0].strip()
-
-
-def _postgresql(text: str, display: str, path: str | None) -> Document:
-    settings = _Settings()
-    problems: list[Problem] = []
-    includes = 0
-    for number, content in enumerate(text.splitlines(), start=1):
-        stripped = content.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        match = _PG_LINE.match(content)
-        if match is None:
-            problems.append(Problem(f"not a parameter line: {stripped[:80]!r}", display, number))
-            continue
-        key = match.group(1).lower()
-        if key in ("include", "include_if_exists", "include_dir"):
-            includes += 1
-            continue
-        settings.set(key, _pg_value(match.group(3)), number)
-    if problems:
-        raise InvalidInput(problems[: yamlsource.MAX_PROBLEMS])
-    return settings.document(display, Format.POSTGRESQL_CONF, path)
-
-
-# Redis directives that may be written several times and all count.
-_REDIS_REPEATED = frozenset({"save", "rename-command", "user", "include", "loadmodule"})
-
-
-def _redis_value(rest: str) -> str:
-    rest = rest.strip()
-    if len(rest) >= 2 and rest[0] == rest[-1] and rest[0] in "\"'" and rest.count(rest[0]) == 2:
-        return rest[1:-1]
-    return rest
-
-
-def _redis(text: str, display: str, path: str | None) -> Document:
-    settings = _Settings()
-    for number, content in enumerate(text.splitlines(), start=1):
-        stripped = content.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        directive, _, rest = stripped.partition(" ")
-        key = directive.lower()
-        settings.set(key, _redis_value(rest), number, join=key in _REDIS_REPEATED)
-    return settings.document(display, Format.REDIS_CONF, path)
-
-
-_INI_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-_INI_OPTION = re.compile(r"^\s*([^=:\s][^=:]*?)\s*[=:]\s?(.*)$")
-
-
-def _odoo(text: str, display: str, path: str | None) -> Document:
-    """The [options] section of an odoo.conf, as Odoo's ConfigParser reads it (raw)."""
-    settings = _Settings()
-    section: str | None = None
-    seen_options = False
-    for number, content in enumerate(text.splitlines(), start=1):
-        stripped = content.strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        header = _INI_SECTION.match(content)
-        if header:
-            section = header.group(1).strip()
-            seen_options = seen_options or section == "options"
-            continue
-        option = _INI_OPTION.match(content)
-        if option is None:
-            problem = Problem(f"not an option line: {stripped[:80]!r}", display, number)
-            raise InvalidInput([problem])
-        if section is None:
-            problem = Problem("an option before any [section] header", display, number)
-            raise InvalidInput([problem])
-        if section == "options":
-            settings.set(option.group(1).strip().lower(), option.group(2).strip(), number)
-    if not seen_options:
-        raise InvalidInput([Problem("no [options] section: not an odoo.conf", display, 1)])
-    return settings.document(display, Format.ODOO_CONF, path)
+    return read
 
 
 def _instruction(parts: list[str], line: int) -> dict[str, Any]:
@@ -520,9 +414,9 @@ def _dockerfile(text: str, display: str, path: str | None) -> Document:
 
 
 _CONF_PARSERS = {
-    Format.POSTGRESQL_CONF: _postgresql,
-    Format.REDIS_CONF: _redis,
-    Format.ODOO_CONF: _odoo,
+    Format.POSTGRESQL_CONF: _config(configfiles.postgresql, Format.POSTGRESQL_CONF),
+    Format.REDIS_CONF: _config(configfiles.redis, Format.REDIS_CONF),
+    Format.ODOO_CONF: _config(configfiles.odoo, Format.ODOO_CONF),
     Format.DOCKERFILE: _dockerfile,
 }
 

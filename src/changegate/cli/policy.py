@@ -8,6 +8,7 @@ findings remain (the "refused by a rule" code of the CLI contract).
 
 from __future__ import annotations
 
+import gc
 import sys
 import textwrap
 from datetime import UTC, datetime
@@ -199,6 +200,9 @@ def check_command(
     """
     from changegate.services import policy
 
+    # A one-shot process that keeps everything it reads until it exits: Python's cyclic
+    # collector would only rescan the thousands of (acyclic) documents over and over.
+    gc.disable()
     state = runtime.json_mode(ctx, as_json or form is OutputFormat.JSON)
     if as_json:
         form = OutputFormat.JSON

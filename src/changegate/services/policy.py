@@ -176,6 +176,10 @@ def check_paths(
     inputs = policy_inputs.load_paths(
         paths, stdin=stdin, stdin_name=stdin_name, max_bytes=max_bytes, base=base
     )
+    if not inputs.documents and not inputs.problems:
+        # A CI job pointed at the wrong folder must not pass silently.
+        shown = ", ".join(paths)
+        inputs.problems.append(Problem(f"nothing to check: no policy input found in {shown}"))
     return run(
         catalog,
         inputs.documents,

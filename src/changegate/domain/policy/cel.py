@@ -36,6 +36,7 @@ value), so this makes a rule about one field cheap whatever the size of the docu
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
@@ -50,8 +51,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import cel as _cel
 
 from changegate.domain.policy.model import Document, Format, Hit, RuleInfo
 
@@ -94,6 +93,15 @@ class _QuietFunctionFailures(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Python function ")
+
+
+@functools.cache
+def _library() -> Any:
+    """The CEL library, imported on first use: it loads its own command-line tool (and
+    prompt_toolkit) at import, which a check without custom rules should not pay for."""
+    import cel
+
+    return cel
 
 
 _LIBRARY_LOG = logging.getLogger("cel")
@@ -762,7 +770,7 @@ def _compile(text: str) -> _Compiled | str:
     if not text.strip():
         return "the expression is empty"
     try:
-        program = _cel.compile(text)
+        program = _library().compile(text)
     except Exception as error:  # the library raises ValueError; anything else is as bad
         return _syntax_problem(error, text)
     called = {name for name in program.functions() if name.isidentifier()}
@@ -901,13 +909,13 @@ def _reason(error: Exception) -> str:
 def _execute(compiled: _Compiled, variables: Mapping[str, Any]) -> Any:
     functions = {name: FUNCTIONS[name] for name in compiled.functions}
     try:
-        return compiled.program.execute(_cel.Context(dict(variables), functions))
+        return compiled.program.execute(_library().Context(dict(variables), functions))
     except ValueError as error:
         if "Conversion Error" not in str(error):
             raise
     # Data of a type the library does not take (a set, a date): its JSON form instead.
     variables = {**variables, "object": _plain(variables.get("object"))}
-    return compiled.program.execute(_cel.Context(variables, functions))
+    return compiled.program.execute(_library().Context(variables, functions))
 
 
 def evaluate(text: str, variables: Mapping[str, Any] | None = None) -> Any:

@@ -633,26 +633,26 @@ def privileged(changeset: ChangeSet, context: CheckContext) -> Iterator[Hit]:
     ),
 )
 def privilege_escalation(changeset: ChangeSet, context: CheckContext) -> Iterator[Hit]:
+    return _required_flag(
+        changeset, "allowPrivilegeEscalation", wanted=False, unset="it defaults to true"
+    )
+
+
+def _required_flag(changeset: ChangeSet, flag: str, *, wanted: bool, unset: str) -> Iterator[Hit]:
+    """Every Linux container whose securityContext does not set `flag: wanted`."""
+    shown = str(wanted).lower()
     for workload in changeset.workloads:
         if _windows(workload):
             continue
         for container in workload.containers:
-            value = _security(container).get("allowPrivilegeEscalation")
-            if value is False:
+            value = _security(container).get(flag)
+            if value is wanted:
                 continue
-            if value is True:
-                message = f"{_what(container)} sets allowPrivilegeEscalation: true"
+            if isinstance(value, bool):
+                message = f"{_what(container)} sets {flag}: {str(value).lower()}"
             else:
-                message = (
-                    f"{_what(container)} does not set allowPrivilegeEscalation: false "
-                    "(it defaults to true)"
-                )
-            yield _hit(
-                workload,
-                (*container.path, "securityContext", "allowPrivilegeEscalation"),
-                message,
-                container,
-            )
+                message = f"{_what(container)} does not set {flag}: {shown} ({unset})"
+            yield _hit(workload, (*container.path, "securityContext", flag), message, container)
 
 
 @rule(
@@ -678,26 +678,9 @@ def privilege_escalation(changeset: ChangeSet, context: CheckContext) -> Iterato
     ),
 )
 def read_only_root_fs(changeset: ChangeSet, context: CheckContext) -> Iterator[Hit]:
-    for workload in changeset.workloads:
-        if _windows(workload):
-            continue
-        for container in workload.containers:
-            value = _security(container).get("readOnlyRootFilesystem")
-            if value is True:
-                continue
-            if value is False:
-                message = f"{_what(container)} sets readOnlyRootFilesystem: false"
-            else:
-                message = (
-                    f"{_what(container)} does not set readOnlyRootFilesystem: true "
-                    "(its root filesystem is writable)"
-                )
-            yield _hit(
-                workload,
-                (*container.path, "securityContext", "readOnlyRootFilesystem"),
-                message,
-                container,
-            )
+    return _required_flag(
+        changeset, "readOnlyRootFilesystem", wanted=True, unset="its root filesystem is writable"
+    )
 
 
 def _capability(value: Any) -> str:

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from changegate.domain.policy import configfiles
 from changegate.domain.policy.changeset import ChangeSet, CheckContext
 from changegate.domain.policy.model import Document, Format, Hit, Path, Severity, rule
 
@@ -37,26 +38,11 @@ SUPERUSERS = frozenset({"postgres", "root", "admin", "administrator", "superuser
 # dbfilter values that select every database, as no filter does.
 MATCH_ALL = frozenset({"", ".*", "^.*$", ".*$", "^.*", ".+", "^.+$", ".+$", "^.+"})
 _PLACEHOLDER = re.compile(r"^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$")
-_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-_OPTION = re.compile(r"^\s*([^=:\s][^=:]*?)\s*[=:]\s?(.*)$")
 
 
 def parse_odoo_conf(text: str) -> dict[str, str]:
     """The [options] section of an odoo.conf text (names in lower case, values stripped)."""
-    values: dict[str, str] = {}
-    section: str | None = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        header = _SECTION.match(line)
-        if header:
-            section = header.group(1).strip()
-            continue
-        option = _OPTION.match(line)
-        if option is not None and section == "options":
-            values[option.group(1).strip().lower()] = option.group(2).strip()
-    return values
+    return configfiles.odoo(text).values
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from changegate.domain.policy import configfiles
 from changegate.domain.policy.changeset import ChangeSet, CheckContext
 from changegate.domain.policy.model import Document, Format, Hit, Path, Severity, rule
 from changegate.domain.policy.rules.postgresql import service_for, services_of
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 USAGE_KEYS = ("usage", "changegate.io/usage")
 # Directives that may be written several times and all count (as the input adapter joins them).
-REPEATED = frozenset({"save", "rename-command", "user", "include", "loadmodule"})
+REPEATED = configfiles.REDIS_REPEATED
 POLICIES = frozenset(
     {
         "noeviction",
@@ -52,28 +53,9 @@ POLICIES = frozenset(
 _PLACEHOLDER = re.compile(r"^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$")
 
 
-def _unquote(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" and text.count(text[0]) == 2:
-        return text[1:-1]
-    return text
-
-
 def parse_redis_conf(text: str) -> dict[str, str]:
     """Directives of a redis.conf text, read as the input adapter reads a redis.conf file."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        parts = stripped.split(None, 1)
-        key = parts[0].lower()
-        value = _unquote(parts[1]) if len(parts) > 1 else ""
-        if key in REPEATED and key in values:
-            values[key] = f"{values[key]}\n{value}"
-        else:
-            values[key] = value
-    return values
+    return configfiles.redis(text).values
 
 
 @dataclass(frozen=True, slots=True)
