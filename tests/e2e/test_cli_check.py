@@ -243,3 +243,30 @@ def test_nothing_to_check_fails(repo_cli: Cli, repo: Path) -> None:
     write(repo, "apps/README.md", "# not an input\n")
     result = repo_cli("check", "apps", expect=1)
     assert "nothing to check" in result.stdout
+
+
+def test_a_changes_stored_report_through_the_cli(tmp_path: Path, sample_dir: Path) -> None:
+    import shutil
+
+    from tests.e2e.test_cli_harness import file_change
+
+    catalog = tmp_path / "repo" / "platform"
+    shutil.copytree(sample_dir, catalog)
+    write(tmp_path / "repo", "apps/odoo.yaml", BROKEN)
+    cli = make_cli(tmp_path, catalog)
+    change_id = file_change(cli, artifacts={"manifests": ["apps/odoo.yaml"]})
+    missing = cli("--as", "frank", "change", "policy", change_id, expect=1)
+    assert "assess it first" in missing.stderr
+    cli("--as", "alice", "change", "submit", change_id)
+    cli("--as", "bob", "change", "assess", change_id)
+    table = cli("--as", "frank", "change", "policy", change_id, columns=160)
+    assert "k8s.privileged" in table.stdout
+    assert "apps/odoo.yaml:28" in table.stdout
+    stored = cli("--as", "frank", "change", "policy", change_id, "--json").json()
+    assert stored["passed"] is False
+    assert stored["content_hash"].startswith("sha256:")
+    sarif = cli("--as", "frank", "change", "policy", change_id, "-f", "sarif").json()
+    jsonschema.validate(sarif, SCHEMA)
+    cli("--as", "bob", "change", "transition", change_id, "authorize")
+    approvals = cli("--as", "frank", "change", "approvals", change_id, "--json").json()
+    assert "policy gate blocks it" in json.dumps(approvals)

@@ -157,9 +157,6 @@ def authorization(
     latest = assessment_store.latest(conn, change.number)
     current = latest if latest is not None and latest.content_hash == change.content_hash else None
     match = template_match(catalog, change, current)
-    blocked = _policy_block(conn, catalog, current, now)
-    if blocked is not None:
-        return Authorization(False, None, blocked, None, None, match)
     try:
         required = _requirement(catalog, change, latest, analysed)
     except Refused as exc:
@@ -171,6 +168,10 @@ def authorization(
     if required is not None:
         given = approval_store.of_change(conn, change.number)
         decision = approvals.evaluate(required, given, change=change, catalog=catalog, now=now)
+    # The policy gate comes before templates and approvals: neither overrides it.
+    blocked = _policy_block(conn, catalog, current, now)
+    if blocked is not None:
+        return Authorization(False, None, blocked, required, decision, match)
     if match is not None and match.ok:
         reason = f"pre-approved: standard template {match.template} v{match.version} covers it"
         return Authorization(True, "template", reason, required, decision, match)
