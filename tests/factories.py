@@ -7,8 +7,14 @@ from typing import Any
 from changegate.domain import changes
 
 
+IMAGE = {"ref": "registry.example.com/odoo/odoo:17.0-20261120", "digest": "sha256:" + "a" * 64}
+
+
 def change_data(**overrides: Any) -> dict[str, Any]:
-    """JSON-shaped ChangeSpec data valid against the sample platform from `changegate init`."""
+    """JSON-shaped ChangeSpec data valid against the sample platform from `changegate init`.
+
+    It ships no image: a production change with one must show promotion evidence from
+    staging (tests that need an image pass `artifacts={"images": [IMAGE]}`)."""
     data: dict[str, Any] = {
         "title": "Update sale_stock for order-to-cash fix",
         "justification": "Customers report wrong reserved quantities on partial deliveries.",
@@ -16,14 +22,6 @@ def change_data(**overrides: Any) -> dict[str, Any]:
         "category": "module-update",
         "environment": "prod",
         "targets": {"tenants": [], "selectors": [{"tier": "gold"}]},
-        "artifacts": {
-            "images": [
-                {
-                    "ref": "registry.example.com/odoo/odoo:17.0-20261120",
-                    "digest": "sha256:" + "a" * 64,
-                }
-            ],
-        },
         "implementation_plan": "Roll out image; run -u sale_stock per tenant database.",
         "test_plan": "Regression suite on staging copies of three tenants.",
         "rollback_plan": {

@@ -102,7 +102,7 @@ def test_a_changes_report_after_assessment(client: TestClient) -> None:
     body = report.json()
     assert body["passed"] is True, body["findings"]
     assert body["content_hash"].startswith("sha256:")
-    assert body["summary"]["documents"] == 1  # the image artifact
+    assert body["summary"]["documents"] == 0  # the factory change ships no artifact
     sarif = client.get(url + "?format=sarif", headers=as_("frank"))
     jsonschema.validate(sarif.json(), SCHEMA)
     assert client.get(url + "?format=yaml", headers=as_("frank")).status_code == 422

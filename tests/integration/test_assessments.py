@@ -117,7 +117,7 @@ def test_assessing_stores_the_breakdown_and_audits_it(
         "policy": {
             "passed": True,
             "summary": {
-                "documents": 1,  # the change's image artifact
+                "documents": 0,  # the change ships no artifact
                 "rules_run": events[-1].after["policy"]["summary"]["rules_run"],
                 "passed": events[-1].after["policy"]["summary"]["rules_run"],
                 "failed": 0,

@@ -91,6 +91,8 @@ def assess(
         clashes = calendar.current_conflicts(
             conn, catalog, change, schedule_store.of_change(conn, number), analysed
         )
+        # Whether its very images were shipped by a successful staging change.
+        promoted = lifecycle.promotion_of(conn, catalog, change)
     history = risk.TeamHistory(
         team=team, category=change.spec.category, since=since, records=tuple(records)
     )
@@ -100,6 +102,7 @@ def assess(
         analysed,
         policy,
         history,
+        staging_verified=promoted.staging_verified,
         policy_findings=policy_gate.risk_findings(gate),
         calendar_conflicts=[risk.CalendarConflict(*clash.for_risk()) for clash in clashes],
     )

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from changegate.domain import approvals, calendar, canonical, changes, impact
 from changegate.domain import catalog as catalog_model
+from changegate.domain import promotion as promotion_model
 from changegate.domain.approvals import Decision, Requirement, TemplateMatch
 from changegate.domain.changes import ChangeRequest, ChangeState, ChangeType, CloseCode
 from changegate.domain.risk import Assessment
@@ -131,6 +132,8 @@ class Authorization:
     requirement: Requirement | None
     decision: Decision | None
     template: TemplateMatch | None
+    # The production change's promotion evidence (the same digests shipped by staging).
+    promotion: promotion_model.Promotion | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The stable JSON shape (the decision and requirement are reported beside it)."""
@@ -143,6 +146,7 @@ class Authorization:
             "reason": self.reason,
             "valid_until": canonical.to_utc_text(until) if until is not None else None,
             "template": self.template.as_dict() if self.template is not None else None,
+            "promotion": self.promotion.as_dict() if self.promotion is not None else None,
         }
 
 
@@ -168,21 +172,36 @@ def authorization(
     if required is not None:
         given = approval_store.of_change(conn, change.number)
         decision = approvals.evaluate(required, given, change=change, catalog=catalog, now=now)
-    # The policy gate comes before templates and approvals: neither overrides it.
+    # The policy gate and promotion come before templates and approvals: neither overrides
+    # them.
+    promoted = promotion_of(conn, catalog, change)
     blocked = _policy_block(conn, catalog, current, now)
     if blocked is not None:
-        return Authorization(False, None, blocked, required, decision, match)
+        return Authorization(False, None, blocked, required, decision, match, promoted)
+    if promoted.applies and not promoted.promoted:
+        return Authorization(False, None, promoted.reason, required, decision, match, promoted)
     if match is not None and match.ok:
         reason = f"pre-approved: standard template {match.template} v{match.version} covers it"
-        return Authorization(True, "template", reason, required, decision, match)
+        return Authorization(True, "template", reason, required, decision, match, promoted)
     assert required is not None
     assert decision is not None
     if decision.authorized:
-        return Authorization(True, "approvals", decision.reason, required, decision, match)
+        return Authorization(
+            True, "approvals", decision.reason, required, decision, match, promoted
+        )
     reason = decision.reason
     if match is not None:
         reason += "; no standard template covers it: " + "; ".join(match.reasons)
-    return Authorization(False, None, reason, required, decision, match)
+    return Authorization(False, None, reason, required, decision, match, promoted)
+
+
+def promotion_of(
+    conn: sa.Connection, catalog: catalog_model.Catalog, change: ChangeRequest
+) -> promotion_model.Promotion:
+    """The production change's promotion from the environment before it (domain.promotion)."""
+    source = promotion_model.applies(catalog, change)
+    candidates = change_store.closed_successful(conn, source) if source is not None else []
+    return promotion_model.evaluate(catalog, change, candidates)
 
 
 def _policy_block(

@@ -176,3 +176,18 @@ def comments(conn: sa.Connection, number: int) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def closed_successful(
+    conn: sa.Connection, environment: str, *, limit: int = 10_000
+) -> list[changes.ChangeRequest]:
+    """Changes of an environment closed successful, newest first (promotion evidence)."""
+    query = (
+        sa.select(table)
+        .where(table.c.environment == environment)
+        .where(table.c.state == changes.ChangeState.CLOSED.value)
+        .where(table.c.close_code == changes.CloseCode.SUCCESSFUL.value)
+        .order_by(table.c.id.desc())
+        .limit(limit)
+    )
+    return [from_row(row) for row in conn.execute(query)]
