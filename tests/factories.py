@@ -6,7 +6,6 @@ from typing import Any
 
 from changegate.domain import changes
 
-
 IMAGE = {"ref": "registry.example.com/odoo/odoo:17.0-20261120", "digest": "sha256:" + "a" * 64}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from changegate.adapters import catalog_files, signing
+from changegate.adapters import catalog_files, pgbackup, signing
 from changegate.domain import catalog as catalog_model
 from changegate.errors import InvalidInput, PermanentError, Problem
 from changegate.services import catalog as catalog_service
@@ -67,6 +67,15 @@ class App:
                 ]
             )
         return signing.load_private(self.settings.audit_signing_key)
+
+    def backup_tool(self) -> pgbackup.PgBackup:
+        """The PostgreSQL client tools, connecting through the configured service file."""
+        return pgbackup.PgBackup(service_file=self.settings.pg_service_file)
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where backups are written (CHANGEGATE_BACKUP_DIR)."""
+        return self.settings.backup_dir
 
     def verify_key(self) -> Ed25519PublicKey | None:
         if self.settings.audit_verify_key is not None:

@@ -33,3 +33,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_file_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     user: str | None = Field(default=None, description="the CLI's acting person (like --as)")
+    backup_dir: Path = Field(
+        default=Path("backups"),
+        description="where pg_dump archives are written, one folder per tenant",
+    )
+    pg_service_file: Path | None = Field(
+        default=None,
+        description="libpq connection service file naming each catalog PostgreSQL service "
+        "(PGSERVICEFILE for pg_dump/pg_restore/psql); default: libpq's own",
+    )

@@ -632,7 +632,7 @@ def test_the_examples_in_docs_catalog_md_form_a_valid_catalog(tmp_path: Path) ->
     text = (Path(__file__).parents[2] / "docs" / "catalog.md").read_text()
     blocks = [block.split("```", 1)[0] for block in text.split("```yaml\n")[1:]]
     examples = [block for block in blocks if "kind:" in block and "spec: {}" not in block]
-    assert len(examples) == 16  # one block per kind
+    assert len(examples) == 17  # one block per kind
     for number, block in enumerate(examples):
         (tmp_path / f"example-{number}.yaml").write_text(block)
     counts = catalog_files.load_catalog(tmp_path).as_dict()["counts"]
@@ -653,4 +653,5 @@ def test_the_examples_in_docs_catalog_md_form_a_valid_catalog(tmp_path: Path) ->
         "policyconfigs": 1,
         "waivers": 1,
         "policyrules": 1,
+        "gitopsrepositories": 1,
     }

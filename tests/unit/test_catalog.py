@@ -52,6 +52,7 @@ def test_every_kind_is_built_from_a_valid_platform() -> None:
         "policyconfigs": 0,
         "waivers": 0,
         "policyrules": 0,
+        "gitopsrepositories": 0,
     }
     assert set(catalog.KINDS) == {info.kind for info in catalog.REGISTRY}
     assert isinstance(built.tiers["gold"].spec, catalog.TierSpec)

@@ -19,6 +19,7 @@ from changegate.api.routes import (
     approvals,
     assessments,
     audit,
+    backups,
     calendar,
     catalog,
     changes,
@@ -118,6 +119,7 @@ def create_app(app: bootstrap.App) -> FastAPI:
         calendar,
         schedules,
         policy,
+        backups,
         audit,
         health,
     ):

@@ -17,10 +17,13 @@ from typing import Annotated, NoReturn
 import typer
 
 from changegate import __version__
+from changegate.cli import analysis as analysis_cli
 from changegate.cli import approvals as approvals_cli
 from changegate.cli import audit as audit_cli
+from changegate.cli import backups as backups_cli
 from changegate.cli import catalog as catalog_cli
 from changegate.cli import changes as changes_cli
+from changegate.cli import gitops as gitops_cli
 from changegate.cli import output, reports, runtime
 from changegate.cli import policy as policy_cli
 from changegate.cli import retrospectives as retrospectives_cli
@@ -41,9 +44,13 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(reports.app, name="report")
 app.add_typer(retrospectives_cli.app, name="retrospective")
 app.add_typer(windows_cli.app, name="windows")
+app.add_typer(analysis_cli.app, name="analysis")
+app.add_typer(gitops_cli.app, name="gitops")
+app.add_typer(backups_cli.app, name="backup")
 app.command("calendar")(windows_cli.calendar_command)
 approvals_cli.register(app, changes_cli.app)
 policy_cli.register(app, changes_cli.app)
+gitops_cli.register(changes_cli.app)
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

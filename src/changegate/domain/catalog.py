@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from changegate.domain import conflicts, validation
+from changegate.domain import conflicts, gitops, validation
 from changegate.domain.changes import Category, ChangeType
 from changegate.domain.policy import config as policy_config
 from changegate.errors import InvalidInput, NotFound, Problem
@@ -1401,6 +1401,11 @@ class PolicyRuleSpec(policy_config.PolicyRuleSpec, Spec):
     """A custom policy rule in CEL; its rule id is `custom.<name>` (docs/policy.md)."""
 
 
+class GitOpsRepositorySpec(gitops.GitOpsRepositorySpec, Spec):
+    """The GitOps repository and how its paths map to tenants, services and clusters
+    (docs/gitops.md); at most one per catalog."""
+
+
 class Metadata(_Strict):
     """The entity's id and free-form labels and annotations."""
 
@@ -1648,6 +1653,11 @@ class Catalog:
     def scheduling_policy(self) -> Entity[SchedulingPolicySpec] | None:
         """The catalog's scheduling policy, or None when the defaults apply."""
         return next(iter(self.entities["SchedulingPolicy"].values()), None)
+
+    @property
+    def gitops_repository(self) -> Entity[GitOpsRepositorySpec] | None:
+        """The catalog's GitOps repository, or None when it declares none."""
+        return next(iter(self.entities["GitOpsRepository"].values()), None)
 
     @property
     def standard_templates(self) -> Mapping[str, Entity[StandardTemplateSpec]]:
@@ -1929,6 +1939,13 @@ REGISTRY: tuple[KindInfo, ...] = (
     ),
     KindInfo("Waiver", WaiverSpec, "waivers"),
     KindInfo("PolicyRule", PolicyRuleSpec, "policyrules", ("policy-rule", "policy-rules")),
+    KindInfo(
+        "GitOpsRepository",
+        GitOpsRepositorySpec,
+        "gitopsrepositories",
+        ("gitops-repository", "gitops-repositories", "gitops"),
+        _at_most_one("GitOpsRepository"),
+    ),
 )
 KINDS: dict[str, type[BaseModel]] = {info.kind: info.spec for info in REGISTRY}
 # The envelope model of each kind, so one validation covers a whole document.

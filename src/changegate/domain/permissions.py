@@ -24,6 +24,8 @@ class Permission(StrEnum):
     CATALOG_READ = "catalog:read"
     CATALOG_RELOAD = "catalog:reload"
     AUDIT_READ = "audit:read"
+    # Restoring a backup over a tenant's own database (destructive; docs/backups.md).
+    BACKUPS_RESTORE = "backups:restore"
 
 
 P = Permission
@@ -36,7 +38,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "approver": frozenset(_DOERS),
     "cab": frozenset(_DOERS),
     "emergency-approver": frozenset(_DOERS),
-    "platform-lead": frozenset(_DOERS | {P.CATALOG_RELOAD, P.AUDIT_READ}),
+    "platform-lead": frozenset(_DOERS | {P.CATALOG_RELOAD, P.AUDIT_READ, P.BACKUPS_RESTORE}),
     "customer-approver": frozenset(_EVERYONE),
     "auditor": frozenset(_EVERYONE - {P.CHANGES_COMMENT} | {P.AUDIT_READ}),
     "admin": frozenset(Permission),

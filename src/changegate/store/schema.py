@@ -259,3 +259,51 @@ policy_reports = sa.Table(
     sa.Column("report", sa.JSON, nullable=False),
     sqlite_autoincrement=True,
 )
+
+# Backups taken by changegate (pg_dump -Fc of one tenant database), with the file's checksum
+# and what `pg_restore --list` read from it; `change_id` when taken for a change. The file
+# itself lives under CHANGEGATE_BACKUP_DIR; `filestore_ref` names the tenant's filestore
+# location and instant on object storage (a reference: the storage system keeps the data).
+backups = sa.Table(
+    "backups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(128), nullable=False, index=True),
+    sa.Column("service", sa.String(128), nullable=False),
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("change_id", sa.Integer, sa.ForeignKey("changes.id"), index=True),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("toc_entries", sa.Integer, nullable=False),
+    sa.Column("toc_tables", sa.Integer, nullable=False),
+    sa.Column("filestore_ref", sa.String(1024)),
+    sa.Column("taken_by", sa.String(128), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# DR drills: a backup restored into a scratch database, checked, timed and dropped; the
+# evidence against the tenant's tier RPO and RTO as they were at the time.
+backup_drills = sa.Table(
+    "backup_drills",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("backup_id", sa.Integer, sa.ForeignKey("backups.id"), nullable=False, index=True),
+    sa.Column("tenant", sa.String(128), nullable=False, index=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("scratch_database", sa.String(63), nullable=False),
+    sa.Column("restore_ms", sa.Integer),
+    sa.Column("tables", sa.Integer),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("backup_age_minutes", sa.Float, nullable=False),
+    sa.Column("rpo_minutes", sa.Integer, nullable=False),
+    sa.Column("rto_minutes", sa.Integer, nullable=False),
+    sa.Column("rpo_met", sa.Boolean, nullable=False),
+    sa.Column("rto_met", sa.Boolean, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("run_by", sa.String(128), nullable=False),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,320 @@
+"""Git, read-only: resolve a commit range, list the files it changes, read blobs at a commit.
+
+Every call is one `git` process with a fixed argv (never a shell) and a timeout. Paths come
+back NUL-separated (`-z`), so names with spaces, quotes, tabs or line breaks arrive as they
+are. Blobs are read with `git cat-file` (plumbing: no textconv, no filters, no pager), their
+size checked first so a huge file is skipped rather than read.
+
+Every failure is an InvalidInput naming the repository and what was asked: not a Git
+repository, an unknown commit, a malformed range, git missing or too slow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from changegate.errors import InvalidInput, Problem
+
+GIT_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_BLOB_BYTES = 4 * 1024 * 1024
+# A batch of blob reads holds at most this many bytes in memory at once.
+_BATCH_BYTES = 64 * 1024 * 1024
+MAX_CHANGED_FILES = 10_000
+MAX_COMMITS = 1000
+_REV = re.compile(r"^[A-Za-z0-9._/@{}^~+-]{1,255}$")
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_SUBMODULE = "160000"
+_SYMLINK = "120000"
+
+
+class Status(StrEnum):
+    """How a file changed between two commits."""
+
+    ADDED = "added"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+    RENAMED = "renamed"
+    COPIED = "copied"
+    TYPE_CHANGED = "type-changed"
+
+
+_STATUS = {
+    "A": Status.ADDED,
+    "M": Status.MODIFIED,
+    "D": Status.DELETED,
+    "R": Status.RENAMED,
+    "C": Status.COPIED,
+    "T": Status.TYPE_CHANGED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedFile:
+    """One changed file: its path at B (at A when deleted), the old path of a rename, and
+    the blob ids and modes on each side (an all-zero id where the side has no file)."""
+
+    status: Status
+    path: str
+    old_path: str | None
+    old_blob: str
+    new_blob: str
+    old_mode: str
+    new_mode: str
+
+    @property
+    def regular_at_new(self) -> bool:
+        """A regular file at B (not deleted, not a symlink or submodule)."""
+        return self.status is not Status.DELETED and self.new_mode not in (_SUBMODULE, _SYMLINK)
+
+    @property
+    def regular_at_old(self) -> bool:
+        return self.status is not Status.ADDED and self.old_mode not in (_SUBMODULE, _SYMLINK)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    sha: str
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """A blob read (content) or skipped (content None, with the reason)."""
+
+    content: bytes | None
+    size: int
+    skipped: str | None = None
+
+
+def _fail(message: str, field: str = "repo") -> InvalidInput:
+    return InvalidInput([Problem(message, field=field)])
+
+
+class Repository:
+    """A local Git repository (a work tree or a bare one), read through the git command."""
+
+    def __init__(self, path: Path, *, timeout: float = GIT_TIMEOUT_SECONDS) -> None:
+        self.path = path
+        self.timeout = timeout
+        git = shutil.which("git")
+        if git is None:
+            raise _fail("git is not installed (or not on PATH)")
+        self._git = git
+        if not path.exists():
+            raise _fail(f"{path}: no such folder")
+        if not path.is_dir():
+            raise _fail(f"{path}: not a folder")
+        done = self._run(["rev-parse", "--git-dir"], check=False)
+        if done.returncode != 0:
+            raise _fail(f"{path} is not a Git repository ({_first_line(done.stderr)})")
+
+    # ------------------------------------------------------------------ running git
+
+    def _run(
+        self, args: Sequence[str], *, check: bool = True, stdin: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        env = {
+            **os.environ,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_OPTIONAL_LOCKS": "0",
+            "LC_ALL": "C",
+            "GIT_PAGER": "cat",
+        }
+        argv = [self._git, "-C", str(self.path), "--no-pager", *args]
+        try:
+            # A fixed argv and no shell: user input is an argument, never parsed as a command.
+            done = subprocess.run(  # noqa: S603
+                argv,
+                input=stdin,
+                capture_output=True,
+                timeout=self.timeout,
+                check=False,
+                env=env,
+            )
+        except subprocess.TimeoutExpired:
+            raise _fail(
+                f"git {args[0]} in {self.path} took longer than {self.timeout:g} s"
+            ) from None
+        except OSError as exc:
+            raise _fail(f"could not run git: {exc.strerror or exc}") from None
+        if check and done.returncode != 0:
+            raise _fail(f"git {args[0]} failed in {self.path}: {_first_line(done.stderr)}")
+        return done
+
+    # ------------------------------------------------------------------ commits
+
+    def resolve(self, revision: str) -> str:
+        """The full commit id a revision (sha, branch, tag, HEAD~2) names."""
+        if not _REV.match(revision) or revision.startswith("-"):
+            raise _fail(f"not a commit: {revision!r}", "range")
+        done = self._run(
+            ["rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], check=False
+        )
+        sha = done.stdout.decode("ascii", "replace").strip()
+        if done.returncode != 0 or not _SHA.match(sha):
+            raise _fail(f"unknown commit {revision!r} in {self.path}", "range")
+        return sha
+
+    def resolve_range(self, text: str) -> tuple[str, str]:
+        """`A..B` to the two full commit ids; `A...B` and lone revisions are refused."""
+        value = text.strip()
+        if "..." in value:
+            raise _fail(
+                f"{text!r}: give a two-dot range A..B (the changes from A to B), not A...B",
+                "range",
+            )
+        left, dots, right = value.partition("..")
+        if not dots or not left or not right:
+            raise _fail(f"{text!r} is not a range: give A..B, e.g. main~1..main", "range")
+        return self.resolve(left), self.resolve(right)
+
+    def commits(self, start: str, end: str) -> list[Commit]:
+        """The commits in start..end, newest first, at most MAX_COMMITS."""
+        done = self._run(
+            [
+                "log",
+                "-z",
+                "--no-color",
+                f"--max-count={MAX_COMMITS}",
+                "--format=%H%x00%s",
+                f"{start}..{end}",
+                "--",
+            ]
+        )
+        fields = done.stdout.decode("utf-8", "replace").split("\x00")
+        return [
+            Commit(sha, subject.strip())
+            for sha, subject in zip(fields[0::2], fields[1::2], strict=False)
+            if _SHA.match(sha.strip())
+        ]
+
+    # ------------------------------------------------------------------ changed files
+
+    def changed_files(self, start: str, end: str) -> list[ChangedFile]:
+        """Every file that differs between two commits (renames found), in path order."""
+        done = self._run(
+            [
+                "diff",
+                "--raw",
+                "-z",
+                "--no-abbrev",
+                "-M",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--no-color",
+                start,
+                end,
+                "--",
+            ]
+        )
+        return _parse_raw(done.stdout)
+
+    # ------------------------------------------------------------------ blobs
+
+    def read_blobs(
+        self, ids: Sequence[str], *, max_bytes: int = DEFAULT_MAX_BLOB_BYTES
+    ) -> dict[str, Blob]:
+        """The blobs by id; one over max_bytes, or binary (a NUL byte), is skipped."""
+        wanted = sorted({i for i in ids if _SHA.match(i) and set(i) != {"0"}})
+        if not wanted:
+            return {}
+        sizes = self._sizes(wanted)
+        result: dict[str, Blob] = {}
+        batch: list[str] = []
+        held = 0
+        for blob_id in wanted:
+            size = sizes.get(blob_id)
+            if size is None:
+                result[blob_id] = Blob(None, 0, "not a blob in the repository")
+            elif size > max_bytes:
+                result[blob_id] = Blob(None, size, f"larger than {max_bytes:,} bytes")
+            else:
+                if held + size > _BATCH_BYTES and batch:
+                    result.update(self._contents(batch))
+                    batch, held = [], 0
+                batch.append(blob_id)
+                held += size
+        if batch:
+            result.update(self._contents(batch))
+        return result
+
+    def _sizes(self, ids: Sequence[str]) -> dict[str, int]:
+        done = self._run(
+            ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+            stdin="".join(f"{i}\n" for i in ids).encode("ascii"),
+        )
+        sizes: dict[str, int] = {}
+        for line in done.stdout.decode("ascii", "replace").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "blob" and parts[2].isdigit():
+                sizes[parts[0]] = int(parts[2])
+        return sizes
+
+    def _contents(self, ids: Sequence[str]) -> dict[str, Blob]:
+        done = self._run(["cat-file", "--batch"], stdin="".join(f"{i}\n" for i in ids).encode())
+        data = done.stdout
+        result: dict[str, Blob] = {}
+        position = 0
+        while position < len(data):
+            end = data.index(b"\n", position)
+            header = data[position:end].decode("ascii", "replace").split()
+            position = end + 1
+            if len(header) != 3 or not header[2].isdigit():
+                continue  # "<id> missing"
+            size = int(header[2])
+            content = data[position : position + size]
+            position += size + 1
+            if b"\x00" in content[:8192]:
+                result[header[0]] = Blob(None, size, "binary file")
+            else:
+                result[header[0]] = Blob(content, size)
+        return result
+
+
+def _first_line(stderr: bytes) -> str:
+    text = stderr.decode("utf-8", "replace").strip()
+    lines = [line.removeprefix("fatal: ").strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
+
+
+def _parse_raw(output: bytes) -> list[ChangedFile]:
+    """`git diff --raw -z` output: `:old_mode new_mode old new STATUS\\0path\\0[path\\0]`."""
+    fields = output.split(b"\x00")
+    files: list[ChangedFile] = []
+    index = 0
+    while index < len(fields) and fields[index]:
+        meta = fields[index].decode("ascii", "replace").lstrip(":").split()
+        index += 1
+        if len(meta) != 5:
+            raise _fail(f"unexpected git diff output: {fields[index - 1][:80]!r}")
+        old_mode, new_mode, old_blob, new_blob, code = meta
+        status = _STATUS.get(code[:1])
+        if status is None:
+            raise _fail(f"unexpected git diff status {code!r}")
+        first = _path(fields[index])
+        index += 1
+        old_path: str | None = None
+        path = first
+        if status in (Status.RENAMED, Status.COPIED):
+            old_path, path = first, _path(fields[index])
+            index += 1
+        files.append(ChangedFile(status, path, old_path, old_blob, new_blob, old_mode, new_mode))
+        if len(files) > MAX_CHANGED_FILES:
+            raise _fail(
+                f"the range changes more than {MAX_CHANGED_FILES:,} files; file smaller changes",
+                "range",
+            )
+    files.sort(key=lambda f: f.path)
+    return files
+
+
+def _path(raw: bytes) -> str:
+    # Git stores names as bytes; an undecodable byte shows as U+FFFD.
+    return raw.decode("utf-8", "replace")
