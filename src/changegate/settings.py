@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,4 +41,28 @@ class Settings(BaseSettings):
         default=None,
         description="libpq connection service file naming each catalog PostgreSQL service "
         "(PGSERVICEFILE for pg_dump/pg_restore/psql); default: libpq's own",
+    )
+    # Webhooks (docs/webhooks.md). The secrets are SecretStr: never logged, printed or echoed.
+    webhook_github_secret: SecretStr | None = Field(
+        default=None,
+        description="the GitHub webhook secret (X-Hub-Signature-256); unset: the GitHub "
+        "webhook answers 404",
+    )
+    webhook_gitlab_token: SecretStr | None = Field(
+        default=None,
+        description="the GitLab webhook secret token (X-Gitlab-Token); unset: the GitLab "
+        "webhook answers 404",
+    )
+    webhook_gitlab_signing_token: SecretStr | None = Field(
+        default=None,
+        description="the GitLab webhook signing token: when set, the webhook-signature "
+        "header is required as well (Standard Webhooks, with a 5-minute timestamp window)",
+    )
+    webhook_person: str | None = Field(
+        default=None,
+        description="the catalog person webhooks act as (files and updates changes)",
+    )
+    gitops_workdir: Path | None = Field(
+        default=None,
+        description="a clone of the GitOps repository the webhooks fetch into and read",
     )

@@ -14,16 +14,12 @@ from fastapi import FastAPI
 from changegate import bootstrap
 from changegate.api import auth
 from changegate.api.app import create_app
-from changegate.api.routes import backups as backup_routes
 from tests.api.conftest import TestClient, as_, assert_problem
 
 
 @pytest.fixture
 def backup_api(app: bootstrap.App) -> FastAPI:
-    api = create_app(app)
-    if not any(path == "/api/v1/backups" for path, _ in auth.api_routes(api.routes)):
-        api.include_router(backup_routes.router)
-    return api
+    return create_app(app)
 
 
 @pytest.fixture

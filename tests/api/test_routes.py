@@ -27,6 +27,14 @@ def test_every_api_route_declares_a_permission(api: FastAPI) -> None:
     guarded = [(path, route) for path, route in routes if path.startswith("/api/v1")]
     assert len(guarded) >= 20
     for path, route in guarded:
+        if path.startswith(auth.WEBHOOK_PREFIX):
+            # Authenticated by the provider's signature, never by a person's permission.
+            assert auth.route_permissions(route) == [], path
+            provider = auth.route_webhook(route)
+            assert provider is not None, path
+            assert route.openapi_extra is not None
+            assert route.openapi_extra["x-authentication"] == f"webhook-signature:{provider}"
+            continue
         declared = auth.route_permissions(route)
         assert len(declared) == 1, f"{route.methods} {path} declares {declared}"
         assert route.openapi_extra is not None
@@ -97,6 +105,7 @@ def test_permissions_per_route(api: FastAPI) -> None:
         (method, route.path): auth.route_permissions(route)[0].value
         for route in _api_routes(api)
         for method in route.methods
+        if not route.path.startswith(auth.WEBHOOK_PREFIX)  # signed, not a permission
     }
     assert table[("GET", "/api/v1/changes")] == "changes:read"
     assert table[("POST", "/api/v1/changes")] == "changes:create"
@@ -148,7 +157,11 @@ def test_openapi_document_lists_routes_and_permissions(client: TestClient) -> No
         "X-Changegate-User"
     )
     for path, operations in paths.items():
-        if path.startswith("/api/v1"):
+        if path.startswith(auth.WEBHOOK_PREFIX):
+            for operation in operations.values():
+                assert "x-permission" not in operation
+                assert operation["x-authentication"].startswith("webhook-signature:")
+        elif path.startswith("/api/v1"):
             for operation in operations.values():
                 assert operation["x-permission"] in {p.value for p in Permission}
 

@@ -32,7 +32,6 @@ import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
 import yaml
@@ -40,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from changegate.adapters import yamlsource
 from changegate.domain import catalog as catalog_model
-from changegate.domain import validation
+from changegate.domain import godurations, validation
 from changegate.errors import InvalidInput, Problem
 
 ARGO_API_GROUP = "argoproj.io/"
@@ -48,17 +47,6 @@ ANNOTATION = "changegate.io/imported-from"
 # changegate's scope patterns: ids and the glob characters * ? [ ] !
 _PATTERN = re.compile(r"^[a-z0-9*?\[\]!-]{1,63}$")
 _BRACES = re.compile(r"\{([^{}]*)\}")
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_NANOS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "μs": 1_000,
-    "ms": 1_000_000,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
 # At most this many patterns from one brace expression, so `{a,b}{c,d}...` cannot explode.
 _MAX_EXPANSION = 256
 
@@ -129,23 +117,9 @@ def go_duration(text: str) -> timedelta:
     Raises ValueError with the reason: not a duration, not above zero, or not whole seconds
     (changegate windows have a one-second resolution).
     """
-    body = text.strip()
-    sign = 1
-    if body[:1] in ("+", "-"):
-        sign = -1 if body[0] == "-" else 1
-        body = body[1:]
-    if body == "0":
-        raise ValueError("a window's duration must be longer than zero")
-    position, nanos = 0, Fraction(0)
-    for match in _GO_DURATION_PART.finditer(body):
-        if match.start() != position:
-            break
-        number, unit = match.groups()
-        nanos += Fraction(number) * _NANOS[unit]
-        position = match.end()
-    if not body or position != len(body):
+    nanos = godurations.nanoseconds(text)
+    if nanos is None:
         raise ValueError(f"not a Go duration: {text!r} (e.g. 1h, 30m, 1h30m)")
-    nanos *= sign
     if nanos <= 0:
         raise ValueError("a window's duration must be longer than zero")
     if nanos % 10**9:

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -318,3 +319,138 @@ def _parse_raw(output: bytes) -> list[ChangedFile]:
 def _path(raw: bytes) -> str:
     # Git stores names as bytes; an undecodable byte shows as U+FFFD.
     return raw.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- writing (rollouts)
+
+GIT_IDENTITY = ("changegate", "changegate@localhost")
+
+
+class PushRejected(Exception):
+    """The remote refused the push (another commit landed first): fetch and try again."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushedCommit:
+    """A commit on the remote branch: made now (`created`), or found by its trailers."""
+
+    sha: str
+    created: bool
+
+
+class Clone(Repository):
+    """A clone of the GitOps repository whose remote is `origin`, written through plumbing.
+
+    Commits are built from the remote branch's tip with a private index file (never the work
+    tree nor its index, so a dirty or busy work tree does not matter and concurrent writers
+    do not share an index lock), then pushed to `origin`. `find_by_trailers` finds a commit
+    again on the remote branch by its trailers, which makes a retried write idempotent.
+    """
+
+    def _run_with(
+        self, args: Sequence[str], *, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[bytes]:
+        """`_run` with extra environment variables (a private index file)."""
+        environment = {
+            **os.environ,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_OPTIONAL_LOCKS": "0",
+            "LC_ALL": "C",
+            **env,
+        }
+        argv = [self._git, "-C", str(self.path), "--no-pager", *args]
+        try:
+            done = subprocess.run(  # noqa: S603 - a fixed argv, no shell
+                argv, capture_output=True, timeout=self.timeout, check=False, env=environment
+            )
+        except subprocess.TimeoutExpired:
+            raise _fail(
+                f"git {args[0]} in {self.path} took longer than {self.timeout:g} s"
+            ) from None
+        except OSError as exc:
+            raise _fail(f"could not run git: {exc.strerror or exc}") from None
+        if done.returncode != 0:
+            raise _fail(f"git {args[0]} failed in {self.path}: {_first_line(done.stderr)}")
+        return done
+
+    def fetch(self, branch: str) -> str | None:
+        """Fetch `origin/<branch>`; its tip, or None when the remote has no such branch."""
+        _check_branch(branch)
+        done = self._run(["ls-remote", "--heads", "origin", f"refs/heads/{branch}"])
+        if not done.stdout.strip():
+            return None
+        self._run(
+            ["fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{branch}:{_tracking(branch)}"]
+        )
+        return self.resolve(_tracking(branch))
+
+    def find_by_trailers(self, tip: str, trailers: dict[str, str]) -> str | None:
+        """The newest commit reachable from `tip` whose trailers include every given one."""
+        args = ["log", "-z", "--no-color", "-F", "--all-match", "--format=%H%x00%(trailers:unfold)"]
+        args += [f"--grep={key}: {value}" for key, value in trailers.items()]
+        done = self._run([*args, tip, "--"])
+        fields = done.stdout.decode("utf-8", "replace").split("\x00")
+        for sha, block in zip(fields[0::2], fields[1::2], strict=False):
+            found: dict[str, set[str]] = {}
+            for line in block.splitlines():
+                key, sep, value = line.partition(":")
+                if sep:
+                    found.setdefault(key.strip(), set()).add(value.strip())
+            if all(value in found.get(key, set()) for key, value in trailers.items()):
+                return sha.strip()
+        return None
+
+    def commit_file(
+        self,
+        branch: str,
+        path: str,
+        content: bytes,
+        message: str,
+        *,
+        trailers: dict[str, str],
+        identity: tuple[str, str] = GIT_IDENTITY,
+    ) -> PushedCommit:
+        """Write `path` on the remote branch in one commit with `message` (which carries the
+        `trailers`) and push it; when a commit with those trailers is already on the remote
+        branch, return it and write nothing. PushRejected when another push landed first."""
+        tip = self.fetch(branch)
+        if tip is None:
+            raise _fail(f"origin of {self.path} has no branch {branch!r}")
+        existing = self.find_by_trailers(tip, trailers)
+        if existing is not None:
+            return PushedCommit(existing, created=False)
+        blob = self._run(["hash-object", "-w", "--stdin"], stdin=content).stdout.decode().strip()
+        git_dir = Path(self._run(["rev-parse", "--absolute-git-dir"]).stdout.decode().strip())
+        index = git_dir / f"changegate-index-{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            env = {"GIT_INDEX_FILE": str(index)}
+            self._run_with(["read-tree", tip], env=env)
+            self._run_with(
+                ["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], env=env
+            )
+            tree = self._run_with(["write-tree"], env=env).stdout.decode().strip()
+        finally:
+            index.unlink(missing_ok=True)
+        name, email = identity
+        identity_args = ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+        made = self._run(
+            [*identity_args, "commit-tree", tree, "-p", tip, "-F", "-"],
+            stdin=message.encode("utf-8"),
+        )
+        commit = made.stdout.decode().strip()
+        pushed = self._run(
+            ["push", "--quiet", "--porcelain", "origin", f"{commit}:refs/heads/{branch}"],
+            check=False,
+        )
+        if pushed.returncode != 0:
+            raise PushRejected(_first_line(pushed.stderr))
+        return PushedCommit(commit, created=True)
+
+
+def _tracking(branch: str) -> str:
+    return f"refs/remotes/origin/{branch}"
+
+
+def _check_branch(branch: str) -> None:
+    if not _REV.match(branch) or branch.startswith("-") or ".." in branch:
+        raise _fail(f"not a branch name: {branch!r}", "branch")

@@ -29,6 +29,7 @@ from changegate.api.routes import (
     reports,
     retrospectives,
     schedules,
+    webhooks,
 )
 
 DESCRIPTION = """\
@@ -122,6 +123,7 @@ def create_app(app: bootstrap.App) -> FastAPI:
         backups,
         audit,
         health,
+        webhooks,
     ):
         api.include_router(module.router)
     undeclared = auth.undeclared_routes(api)

@@ -7,6 +7,12 @@ refuses to bind beyond loopback unless explicitly allowed (see `server.py`).
 Every /api/v1 route takes its context from `requires(permission)`; the permission is both
 checked here and by the service the route calls (defence in depth), and it is published in
 the OpenAPI operation as `x-permission`.
+
+Webhooks are the one exception: GitHub and GitLab authenticate by a signature over the body,
+not as a person. Such a route declares `signed_webhook(provider)` instead (published as
+`x-authentication: webhook-signature:<provider>`); the route checker accepts that marker only
+under /api/v1/webhooks/, the route verifies the signature before anything else, and the
+services it calls act as the configured webhook person, whose permissions they check.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from changegate.services.context import Context
 USER_HEADER = "X-Changegate-User"
 API_PREFIX = "/api/v1"
 PERMISSION_ATTRIBUTE = "__changegate_permission__"
+WEBHOOK_ATTRIBUTE = "__changegate_webhook__"
+WEBHOOK_PREFIX = "/api/v1/webhooks/"
 
 _user_header = APIKeyHeader(
     name=USER_HEADER,
@@ -82,6 +90,32 @@ def requires(permission: Permission) -> Callable[..., Context]:
     return dependency
 
 
+def signed_webhook(provider: str) -> Callable[[], str]:
+    """A dependency declaring that a route is authenticated by `provider`'s webhook signature
+    (verified by the route itself, before it acts) rather than by a person's permission."""
+
+    def dependency() -> str:
+        return provider
+
+    dependency.__name__ = f"signed_webhook_{provider}"
+    dependency.__doc__ = f"Authenticated by the {provider} webhook signature."
+    setattr(dependency, WEBHOOK_ATTRIBUTE, provider)
+    return dependency
+
+
+def _webhooks_in(dependant: Dependant) -> Iterable[str]:
+    found = getattr(dependant.call, WEBHOOK_ATTRIBUTE, None)
+    if isinstance(found, str):
+        yield found
+    for sub in dependant.dependencies:
+        yield from _webhooks_in(sub)
+
+
+def route_webhook(route: APIRoute) -> str | None:
+    """The webhook provider whose signature authenticates the route, or None."""
+    return next(iter(_webhooks_in(route.dependant)), None)
+
+
 def _permissions_in(dependant: Dependant) -> Iterable[Permission]:
     found = getattr(dependant.call, PERMISSION_ATTRIBUTE, None)
     if isinstance(found, Permission):
@@ -110,6 +144,12 @@ class PermissionRoute(jsonbody.StrictJSONRoute):
                 **(self.openapi_extra or {}),
                 "x-permission": found[0].value if len(found) == 1 else [p.value for p in found],
             }
+        provider = route_webhook(self)
+        if provider is not None:
+            self.openapi_extra = {
+                **(self.openapi_extra or {}),
+                "x-authentication": f"webhook-signature:{provider}",
+            }
 
 
 def api_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
@@ -136,9 +176,12 @@ def loose_body_routes(app: FastAPI) -> list[str]:
 
 
 def undeclared_routes(app: FastAPI) -> list[str]:
-    """The /api/v1 routes that require no permission: each one is a bug."""
+    """The /api/v1 routes that require no permission: each one is a bug. A route under
+    /api/v1/webhooks/ may declare `signed_webhook` instead (only there)."""
     return [
         f"{','.join(sorted(route.methods or ()))} {path}"
         for path, route in api_routes(app.routes)
-        if path.startswith(API_PREFIX) and not route_permissions(route)
+        if path.startswith(API_PREFIX)
+        and not route_permissions(route)
+        and not (path.startswith(WEBHOOK_PREFIX) and route_webhook(route) is not None)
     ]

@@ -23,11 +23,13 @@ from changegate.cli import audit as audit_cli
 from changegate.cli import backups as backups_cli
 from changegate.cli import catalog as catalog_cli
 from changegate.cli import changes as changes_cli
+from changegate.cli import drift as drift_cli
 from changegate.cli import gitops as gitops_cli
 from changegate.cli import output, reports, runtime
 from changegate.cli import policy as policy_cli
 from changegate.cli import retrospectives as retrospectives_cli
 from changegate.cli import windows as windows_cli
+from changegate.cli import worker as worker_cli
 from changegate.errors import ChangegateError
 
 app = typer.Typer(
@@ -48,6 +50,8 @@ app.add_typer(analysis_cli.app, name="analysis")
 app.add_typer(gitops_cli.app, name="gitops")
 app.add_typer(backups_cli.app, name="backup")
 app.command("calendar")(windows_cli.calendar_command)
+app.command("worker")(worker_cli.worker_command)
+app.command("drift")(drift_cli.drift_command)
 approvals_cli.register(app, changes_cli.app)
 policy_cli.register(app, changes_cli.app)
 gitops_cli.register(changes_cli.app)

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from changegate.domain import validation
+from changegate.domain import godurations, validation
 from changegate.domain.policy import cel as policy_cel
 from changegate.errors import InvalidInput, Problem
 
@@ -94,40 +94,18 @@ def worst(phases: Iterable[Phase]) -> Phase | None:
 
 # --- durations ---------------------------------------------------------------------------
 
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_NANOS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "μs": 1_000,
-    "ms": 1_000_000,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-
 
 def parse_duration(text: str) -> timedelta:
     """A Go duration string (`30s`, `5m`, `1h30m`, `500ms`) as Argo's DurationString takes it.
 
     Raises ValueError for anything else; negative durations are refused.
     """
-    body = text.strip()
-    if body in ("0", "+0"):
-        return timedelta(0)
-    body = body.removeprefix("+")
-    if body.startswith("-"):
-        raise ValueError(f"a negative duration is not allowed: {text!r}")
-    position, nanos = 0, 0.0
-    while position < len(body):
-        found = _GO_DURATION_PART.match(body, position)
-        if found is None:
-            break
-        nanos += float(found[1]) * _NANOS[found[2]]
-        position = found.end()
-    if not body or position != len(body):
+    nanos = godurations.nanoseconds(text)
+    if nanos is None:
         raise ValueError(f"not a duration (such as 30s, 5m or 1h30m): {text!r}")
-    return timedelta(microseconds=nanos / 1000)
+    if nanos < 0:
+        raise ValueError(f"a negative duration is not allowed: {text!r}")
+    return timedelta(microseconds=float(nanos / 1000))
 
 
 # --- the template, as Argo writes it -------------------------------------------------------

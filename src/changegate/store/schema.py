@@ -307,3 +307,73 @@ backup_drills = sa.Table(
     sa.Column("run_by", sa.String(128), nullable=False),
     sqlite_autoincrement=True,
 )
+
+# Rollouts (docs/rollout.md): one per change that reached Implementing and was started; its
+# steps (commit, sync, bake per wave) run in `seq` order, each claimed by one worker under a
+# lease (`claimed_by`, `lease_until`); `position` is the seq of the next step to run.
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("change_id", sa.Integer, sa.ForeignKey("changes.id"), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("waves", sa.Integer, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("bake_seconds", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("completed_at", UtcDateTime),
+)
+
+rollout_steps = sa.Table(
+    "rollout_steps",
+    metadata,
+    sa.Column("change_id", sa.Integer, sa.ForeignKey("rollouts.change_id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("due_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("claimed_by", sa.String(128)),
+    sa.Column("lease_until", UtcDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("finished_at", UtcDateTime),
+    sa.Column("result", sa.JSON),
+    sa.UniqueConstraint("change_id", "wave", "kind", name="uq_rollout_steps_change_wave_kind"),
+)
+
+# Webhook deliveries received (GitHub, GitLab): one row per authentic delivery, keyed by the
+# provider's delivery id and by the body's SHA-256, so a repeat of either is answered with the
+# first answer (`status_code`, `response`) instead of being processed again. A row without an
+# answer is being processed. Nothing secret is stored: the body is not kept, only its digest.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("delivery_id", sa.String(128), nullable=False),
+    sa.Column("body_sha256", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("response", sa.JSON),
+    sa.UniqueConstraint("provider", "delivery_id", name="uq_webhook_deliveries_delivery"),
+    sa.UniqueConstraint("provider", "body_sha256", name="uq_webhook_deliveries_body"),
+    sqlite_autoincrement=True,
+)
+
+# Which change a pull/merge request or a pushed head filed: `request_key` is `pr:<n>` or
+# `push:<branch>`; one row per head seen, so a later push to the same request finds its change.
+webhook_changes = sa.Table(
+    "webhook_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("change_id", sa.Integer, sa.ForeignKey("changes.id"), nullable=False, index=True),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("repository", sa.String(512), nullable=False),
+    sa.Column("request_key", sa.String(300), nullable=False),
+    sa.Column("head_sha", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_webhook_changes_request", "provider", "repository", "request_key"),
+    sqlite_autoincrement=True,
+)

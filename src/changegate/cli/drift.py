@@ -1,0 +1,174 @@
+"""`changegate drift`: the GitOps repository against the cluster, and commits nobody authorized
+(docs/health-and-drift.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from changegate.cli import output, runtime
+from changegate.errors import InvalidInput, Problem
+
+if TYPE_CHECKING:
+    from changegate.domain.changes import ChangeRequest
+
+REFUSED_EXIT = 2
+
+
+def _kubectl_kinds(objects: list[Any]) -> list[str]:
+    """`kind.version.group` names for `kubectl get`, from the desired objects."""
+    kinds: set[str] = set()
+    for item in objects:
+        api_version, kind = str(item.obj.get("apiVersion")), str(item.obj.get("kind"))
+        group, _, version = api_version.rpartition("/")
+        kinds.add(f"{kind.lower()}.{version}.{group}" if group else kind.lower())
+    return sorted(kinds)
+
+
+def drift_command(
+    ctx: typer.Context,
+    repo: Annotated[
+        Path,
+        typer.Option("--repo", metavar="PATH", help="A local clone of the GitOps repository."),
+    ],
+    live: Annotated[
+        Path | None,
+        typer.Option(
+            "--live",
+            metavar="SNAPSHOT.json",
+            help="Live objects exported with `kubectl get ... -o json` (a List).",
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig",
+            metavar="FILE",
+            help="Read the live objects with kubectl and this kubeconfig (else $KUBECONFIG).",
+        ),
+    ] = None,
+    range_: Annotated[
+        str | None,
+        typer.Option(
+            "--range",
+            metavar="A..B",
+            help="Check every commit of A..B on governed paths for an authorized Change-Id.",
+        ),
+    ] = None,
+    ref: Annotated[
+        str | None,
+        typer.Option("--ref", metavar="REV", help="The desired state's commit (default: branch)."),
+    ] = None,
+    namespace: Annotated[
+        str,
+        typer.Option("--default-namespace", help="The namespace of manifests that name none."),
+    ] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Report drifted, missing and unmanaged objects (desired at the repository's head against
+    live), and commits on governed paths without an authorized Change-Id. Exit 2 when any is
+    found, 0 when none, 1 for bad input."""
+    from changegate import bootstrap
+    from changegate.adapters import kubectl
+    from changegate.services import changes as change_service
+    from changegate.services import drift as drift_service
+
+    state = runtime.json_mode(ctx, as_json)
+    settings = state.require_settings()
+    kube = None if live is not None else kubectl.Kubectl.configured(kubeconfig)
+    if live is None and kube is None and range_ is None:
+        raise InvalidInput(
+            [
+                Problem(
+                    "nothing to check: give --live SNAPSHOT.json, --kubeconfig FILE "
+                    "(or set KUBECONFIG), or --range A..B",
+                    field="live",
+                )
+            ]
+        )
+    body: dict[str, Any] = {"repository": str(repo)}
+    found = False
+    catalog = (
+        state.catalog()
+        if range_ is not None
+        else bootstrap.load_catalog(settings, state.catalog_dir)
+    )
+    if live is not None or kube is not None:
+        desired = drift_service.desired_at_head(catalog, repo, ref)
+        if live is not None:
+            objects = kubectl.read_snapshot(live)
+            source = str(live)
+        else:
+            assert kube is not None
+            objects = kube.get(_kubectl_kinds(desired.objects))
+            source = f"kubectl ({kube.kubeconfig})"
+        report = drift_service.live_drift(desired, objects, default_namespace=namespace)
+        found = found or report.found
+        body["desired_commit"] = desired.commit
+        body["live_source"] = source
+        body["drift"] = report.as_dict()
+        body["notices"] = desired.notices
+    if range_ is not None:
+        engine, service_ctx = state.app().engine, state.context()
+
+        def lookup(change_id: str) -> ChangeRequest | None:
+            return change_service.get(engine, service_ctx, change_id)
+
+        commits, governed = drift_service.unauthorized_commits(catalog, repo, range_, lookup)
+        found = found or bool(commits)
+        body["range"] = range_
+        body["governed_commits"] = governed
+        body["unauthorized_commits"] = [c.as_dict() for c in commits]
+    body["found"] = found
+    if as_json:
+        output.emit_json(body)
+    else:
+        _human(body)
+    if found:
+        raise typer.Exit(REFUSED_EXIT)
+
+
+def _human(body: dict[str, Any]) -> None:
+    report = body.get("drift")
+    if report is not None:
+        output.out(
+            f"desired {str(body['desired_commit'])[:12]} against {body['live_source']}: "
+            f"{report['compared']} objects compared"
+        )
+        for item in report["drifted"]:
+            output.out(f"drifted: {_name(item)} ({item['source']})")
+            for diff in item["differences"]:
+                if diff["missing"]:
+                    output.out(f"  {diff['path']}: missing live")
+                elif "desired" in diff:
+                    output.out(
+                        f"  {diff['path']}: desired {diff['desired']!r}, live {diff['live']!r}"
+                    )
+                else:
+                    output.out(f"  {diff['path']}: differs (value hidden)")
+        for item in report["missing"]:
+            output.out(f"missing: {_name(item)} ({item['source']})")
+        for item in report["unmanaged"]:
+            output.out(f"unmanaged: {_name(item)}")
+        for text in report["duplicates"]:
+            output.note(f"notice: {text}")
+        if not (report["drifted"] or report["missing"] or report["unmanaged"]):
+            output.out("no drift")
+    for notice in body.get("notices", []):
+        output.note(f"notice: {notice}")
+    if "unauthorized_commits" in body:
+        commits = body["unauthorized_commits"]
+        output.out(f"{body['range']}: {body['governed_commits']} commits on governed paths")
+        for item in commits:
+            output.out(f"unauthorized: {item['sha'][:12]} {item['subject']}: {item['reason']}")
+            for path in item["paths"]:
+                output.out(f"  {path}")
+        if not commits:
+            output.out("every commit on a governed path names an authorized change")
+
+
+def _name(item: dict[str, Any]) -> str:
+    where = f"{item['namespace']}/" if item["namespace"] else ""
+    return f"{item['kind']} {where}{item['name']} ({item['apiVersion']})"

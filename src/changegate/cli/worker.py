@@ -1,0 +1,97 @@
+"""`changegate worker`: run rollout steps claimed from the database (docs/rollout.md).
+
+Registered by `cli.main`. The GitOps repository is a local clone whose remote is `origin`
+(--workdir, else CHANGEGATE_GITOPS_WORKDIR); commits go to --branch (CHANGEGATE_GITOPS_BRANCH,
+default main). SIGTERM and SIGINT stop the loop after the step in hand.
+"""
+
+from __future__ import annotations
+
+import signal
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from changegate.cli import output, runtime
+
+
+def worker_command(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Run the steps due now, then exit.")] = False,
+    poll: Annotated[
+        float,
+        typer.Option("--poll", metavar="SECONDS", min=0.01, help="Wait between empty polls."),
+    ] = 1.0,
+    max_steps: Annotated[
+        int | None,
+        typer.Option("--max-steps", metavar="N", min=1, help="Exit after running N steps."),
+    ] = None,
+    lease: Annotated[
+        float,
+        typer.Option(
+            "--lease",
+            metavar="SECONDS",
+            min=0.1,
+            help="How long a claimed step is this worker's before another may retry it.",
+        ),
+    ] = 60.0,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir",
+            metavar="DIR",
+            envvar="CHANGEGATE_GITOPS_WORKDIR",
+            help="A clone of the GitOps repository (its remote is origin).",
+        ),
+    ] = None,
+    branch: Annotated[
+        str,
+        typer.Option(
+            "--branch", envvar="CHANGEGATE_GITOPS_BRANCH", help="The branch to commit to."
+        ),
+    ] = "main",
+) -> None:
+    """Claim due rollout steps from the database and run them (several workers may run)."""
+    from changegate import worker as worker_loop
+    from changegate.adapters import git as git_adapter
+    from changegate.errors import InvalidInput, Problem
+    from changegate.services import rollout as rollout_service
+
+    state = runtime.state(ctx)
+    if workdir is None:
+        raise InvalidInput(
+            [
+                Problem(
+                    "no GitOps working copy: pass --workdir or set CHANGEGATE_GITOPS_WORKDIR to "
+                    "a clone of the GitOps repository",
+                    field="workdir",
+                )
+            ]
+        )
+    app = state.app()
+    target = rollout_service.GitTarget(git_adapter.Clone(workdir), branch)
+
+    def report(turn: rollout_service.Turn) -> None:
+        output.out(
+            f"{turn.change_id} wave {turn.wave}/{turn.waves} {turn.kind.value}: {turn.outcome}"
+        )
+
+    loop = worker_loop.Worker(
+        app.engine,
+        app.catalog(),
+        target,
+        lease=timedelta(seconds=lease),
+        clock=app.clock,
+        report=report,
+    )
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        loop.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    count = loop.run(once=once, poll=poll, max_steps=max_steps)
+    output.out(f"worker {loop.name}: {count} step(s) run")
