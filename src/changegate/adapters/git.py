@@ -98,6 +98,16 @@ def _fail(message: str, field: str = "repo") -> InvalidInput:
     return InvalidInput([Problem(message, field=field)])
 
 
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """A commit: its id, subject, whole message and the files it touches."""
+
+    sha: str
+    subject: str
+    message: str
+    paths: list[str]
+
+
 class Repository:
     """A local Git repository (a work tree or a bare one), read through the git command."""
 
@@ -277,6 +287,66 @@ class Repository:
             else:
                 result[header[0]] = Blob(content, size)
         return result
+
+    def tree(self, commit: str) -> list[tuple[str, str]]:
+        """(path, blob id) of every regular file at commit."""
+        done = self._run(["ls-tree", "-r", "-z", "--full-tree", commit])
+        found: list[tuple[str, str]] = []
+        for entry in done.stdout.split(b"\x00"):
+            if not entry:
+                continue
+            meta, _, raw_path = entry.partition(b"\t")
+            parts = meta.decode("ascii", "replace").split()
+            if len(parts) == 3 and parts[1] == "blob" and parts[0] in ("100644", "100755"):
+                found.append((raw_path.decode("utf-8", "replace"), parts[2]))
+        return found
+
+    def commit_infos(self, start: str, end: str) -> list[CommitInfo]:
+        done = self._run(
+            [
+                "log",
+                "-z",
+                "--no-color",
+                f"--max-count={MAX_COMMITS}",
+                "--format=%H%x1f%s%x1f%B",
+                f"{start}..{end}",
+                "--",
+            ]
+        )
+        infos: list[CommitInfo] = []
+        for record in done.stdout.decode("utf-8", "replace").split("\x00"):
+            sha, _, rest = record.strip("\n").partition("\x1f")
+            subject, _, message = rest.partition("\x1f")
+            if len(sha) >= 40:
+                infos.append(CommitInfo(sha, subject.strip(), message, self._touched(sha)))
+        return infos
+
+    def _touched(self, sha: str) -> list[str]:
+        done = self._run(
+            ["diff-tree", "--root", "-r", "-z", "--no-commit-id", "--name-only", "-m", sha]
+        )
+        return sorted({p.decode("utf-8", "replace") for p in done.stdout.split(b"\x00") if p})
+
+    def remotes(self) -> list[str]:
+        """The names of the repository's remotes."""
+        done = self._run(["remote"], check=False)
+        return done.stdout.decode("ascii", "replace").split()
+
+    def fetch_refs(self, remote: str, refspecs: Sequence[str]) -> bool:
+        """Fetch refspecs from remote (no tags); False when git refuses."""
+        done = self._run(["fetch", "--quiet", "--no-tags", remote, *refspecs], check=False)
+        return done.returncode == 0
+
+    def has_ref(self, ref: str) -> bool:
+        """Whether a ref (a branch, a remote-tracking branch) exists."""
+        done = self._run(["rev-parse", "--verify", "--quiet", ref], check=False)
+        return done.returncode == 0
+
+    def merge_base(self, one: str, other: str) -> str | None:
+        """The best common ancestor of two commits, or None when they share none."""
+        done = self._run(["merge-base", "--", one, other], check=False)
+        text = done.stdout.decode("ascii", "replace").strip()
+        return text if done.returncode == 0 and text else None
 
 
 def _first_line(stderr: bytes) -> str:

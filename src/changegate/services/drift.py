@@ -36,58 +36,6 @@ SUCCESSFUL_CLOSE = frozenset({CloseCode.SUCCESSFUL, CloseCode.SUCCESSFUL_WITH_IS
 ChangeLookup = Callable[[str], ChangeRequest | None]
 
 
-@dataclass(frozen=True, slots=True)
-class CommitInfo:
-    sha: str
-    subject: str
-    message: str
-    paths: list[str]
-
-
-class _Reader(git_adapter.Repository):
-    """The git adapter plus the three reads drift needs (tree listing, full messages, the
-    files one commit touches). TODO(lead): move these into adapters/git.py."""
-
-    def tree(self, commit: str) -> list[tuple[str, str]]:
-        """(path, blob id) of every regular file at commit."""
-        done = self._run(["ls-tree", "-r", "-z", "--full-tree", commit])
-        found: list[tuple[str, str]] = []
-        for entry in done.stdout.split(b"\x00"):
-            if not entry:
-                continue
-            meta, _, raw_path = entry.partition(b"\t")
-            parts = meta.decode("ascii", "replace").split()
-            if len(parts) == 3 and parts[1] == "blob" and parts[0] in ("100644", "100755"):
-                found.append((raw_path.decode("utf-8", "replace"), parts[2]))
-        return found
-
-    def commit_infos(self, start: str, end: str) -> list[CommitInfo]:
-        done = self._run(
-            [
-                "log",
-                "-z",
-                "--no-color",
-                f"--max-count={git_adapter.MAX_COMMITS}",
-                "--format=%H%x1f%s%x1f%B",
-                f"{start}..{end}",
-                "--",
-            ]
-        )
-        infos: list[CommitInfo] = []
-        for record in done.stdout.decode("utf-8", "replace").split("\x00"):
-            sha, _, rest = record.strip("\n").partition("\x1f")
-            subject, _, message = rest.partition("\x1f")
-            if len(sha) >= 40:
-                infos.append(CommitInfo(sha, subject.strip(), message, self._touched(sha)))
-        return infos
-
-    def _touched(self, sha: str) -> list[str]:
-        done = self._run(
-            ["diff-tree", "--root", "-r", "-z", "--no-commit-id", "--name-only", "-m", sha]
-        )
-        return sorted({p.decode("utf-8", "replace") for p in done.stdout.split(b"\x00") if p})
-
-
 def _governed(rules: Sequence[gitops.PathRule], path: str) -> gitops.PathMatch | None:
     match = gitops.match_path(rules, path)
     if match is None or match.rule.ignore:
@@ -122,7 +70,7 @@ def desired_at_head(
 ) -> DesiredState:
     """The desired objects of the governed manifests at ref (default: the declared branch)."""
     spec: gitops.GitOpsRepositorySpec = repository_of(catalog).spec
-    repo = _Reader(repo_path)
+    repo = git_adapter.Repository(repo_path)
     commit = repo.resolve(ref or spec.branch)
     state = DesiredState(commit)
     files = [
@@ -178,7 +126,7 @@ def unauthorized_commits(
     """The commits of A..B on governed paths without an authorized change; and how many
     commits touched governed paths at all."""
     spec: gitops.GitOpsRepositorySpec = repository_of(catalog).spec
-    repo = _Reader(repo_path)
+    repo = git_adapter.Repository(repo_path)
     start, end = repo.resolve_range(range_text)
     found: list[drift.UnauthorizedCommit] = []
     governed_commits = 0

@@ -253,16 +253,14 @@ def _existing(
 
 def _fetch(repo: git_adapter.Repository, event: webhooks.Event) -> None:
     """Fetch the branch (and the request's head) from `origin`, when the clone has one."""
-    remotes = repo._run(["remote"], check=False).stdout.decode("ascii", "replace").split()
-    if "origin" not in remotes:
+    if "origin" not in repo.remotes():
         return
     refspecs = [f"+refs/heads/{event.branch}:refs/remotes/origin/{event.branch}"]
     if event.kind == "pull_request" and event.number is not None:
         kind = "pull" if event.provider == "github" else "merge-requests"
         refspecs.append(f"+refs/{kind}/{event.number}/head:refs/changegate/{kind}/{event.number}")
-    done = repo._run(["fetch", "--quiet", "--no-tags", "origin", *refspecs], check=False)
-    if done.returncode != 0 and len(refspecs) > 1:
-        repo._run(["fetch", "--quiet", "--no-tags", "origin", refspecs[0]], check=False)
+    if not repo.fetch_refs("origin", refspecs) and len(refspecs) > 1:
+        repo.fetch_refs("origin", refspecs[:1])
 
 
 def _range(repo: git_adapter.Repository, event: webhooks.Event) -> str:
@@ -276,11 +274,9 @@ def _range(repo: git_adapter.Repository, event: webhooks.Event) -> str:
     base = event.base_sha
     if base is None:
         tracking = f"refs/remotes/origin/{event.branch}"
-        probe = repo._run(["rev-parse", "--verify", "--quiet", tracking], check=False)
-        base = tracking if probe.returncode == 0 else f"refs/heads/{event.branch}"
-    done = repo._run(["merge-base", "--", repo.resolve(base), head], check=False)
-    merge_base = done.stdout.decode("ascii", "replace").strip()
-    if done.returncode != 0 or not merge_base:
+        base = tracking if repo.has_ref(tracking) else f"refs/heads/{event.branch}"
+    merge_base = repo.merge_base(repo.resolve(base), head)
+    if merge_base is None:
         raise InvalidInput(
             [Problem(f"{head[:12]} shares no history with {event.branch}", field="range")]
         )
