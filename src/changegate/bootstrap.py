@@ -10,11 +10,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import SecretStr
 
 from changegate.adapters import catalog_files, pgbackup, signing
 from changegate.domain import catalog as catalog_model
 from changegate.errors import InvalidInput, PermanentError, Problem
 from changegate.services import catalog as catalog_service
+from changegate.services import webhooks as webhooks_service
 from changegate.services.context import SYSTEM, Context, utcnow
 from changegate.settings import Settings
 from changegate.store import db
@@ -67,6 +69,21 @@ class App:
                 ]
             )
         return signing.load_private(self.settings.audit_signing_key)
+
+    def webhook_config(self) -> webhooks_service.Config:
+        """The webhooks' configuration (the secrets unwrapped here only, never logged)."""
+        settings = self.settings
+
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        return webhooks_service.Config(
+            github_secret=secret(settings.webhook_github_secret),
+            gitlab_token=secret(settings.webhook_gitlab_token),
+            gitlab_signing_token=secret(settings.webhook_gitlab_signing_token),
+            person=settings.webhook_person,
+            workdir=settings.gitops_workdir,
+        )
 
     def backup_tool(self) -> pgbackup.PgBackup:
         """The PostgreSQL client tools, connecting through the configured service file."""

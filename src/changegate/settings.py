@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         default=None,
         description="the catalog person webhooks act as (files and updates changes)",
     )
+    gitops_branch: str | None = Field(
+        default=None,
+        description="the branch the rollout worker commits to; default: the catalog's "
+        "GitOpsRepository branch (else main)",
+    )
     gitops_workdir: Path | None = Field(
         default=None,
         description="a clone of the GitOps repository the webhooks fetch into and read",

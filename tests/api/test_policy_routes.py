@@ -106,3 +106,13 @@ def test_a_changes_report_after_assessment(client: TestClient) -> None:
     sarif = client.get(url + "?format=sarif", headers=as_("frank"))
     jsonschema.validate(sarif.json(), SCHEMA)
     assert client.get(url + "?format=yaml", headers=as_("frank")).status_code == 422
+
+
+def test_nothing_to_check_is_a_problem_as_on_the_cli(client: TestClient) -> None:
+    body = {"files": [{"name": "notes.yaml", "content": "just: values\n"}]}
+    response = client.post("/api/v1/policy/check", json=body, headers=as_("alice"))
+    report = response.json()
+    assert report["passed"] is False
+    assert [p["message"] for p in report["problems"]] == [
+        "nothing to check: no policy input found in notes.yaml"
+    ]

@@ -1,8 +1,9 @@
 """`changegate worker`: run rollout steps claimed from the database (docs/rollout.md).
 
 Registered by `cli.main`. The GitOps repository is a local clone whose remote is `origin`
-(--workdir, else CHANGEGATE_GITOPS_WORKDIR); commits go to --branch (CHANGEGATE_GITOPS_BRANCH,
-default main). SIGTERM and SIGINT stop the loop after the step in hand.
+(--workdir, else CHANGEGATE_GITOPS_WORKDIR); commits go to --branch (else
+CHANGEGATE_GITOPS_BRANCH, else the catalog's GitOpsRepository branch, else main). SIGTERM and
+SIGINT stop the loop after the step in hand.
 """
 
 from __future__ import annotations
@@ -43,16 +44,18 @@ def worker_command(
         typer.Option(
             "--workdir",
             metavar="DIR",
-            envvar="CHANGEGATE_GITOPS_WORKDIR",
-            help="A clone of the GitOps repository (its remote is origin).",
+            help="A clone of the GitOps repository (its remote is origin); else "
+            "CHANGEGATE_GITOPS_WORKDIR.",
         ),
     ] = None,
     branch: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--branch", envvar="CHANGEGATE_GITOPS_BRANCH", help="The branch to commit to."
+            "--branch",
+            help="The branch to commit to; else CHANGEGATE_GITOPS_BRANCH, else the catalog's "
+            "GitOpsRepository branch, else main.",
         ),
-    ] = "main",
+    ] = None,
 ) -> None:
     """Claim due rollout steps from the database and run them (several workers may run)."""
     from changegate import worker as worker_loop
@@ -61,6 +64,8 @@ def worker_command(
     from changegate.services import rollout as rollout_service
 
     state = runtime.state(ctx)
+    settings = state.require_settings()
+    workdir = workdir or settings.gitops_workdir
     if workdir is None:
         raise InvalidInput(
             [
@@ -72,6 +77,13 @@ def worker_command(
             ]
         )
     app = state.app()
+    catalog = app.catalog()
+    repository = catalog.gitops_repository
+    branch = (
+        branch
+        or settings.gitops_branch
+        or (repository.spec.branch if repository is not None else "main")
+    )
     target = rollout_service.GitTarget(git_adapter.Clone(workdir), branch)
 
     def report(turn: rollout_service.Turn) -> None:
@@ -81,7 +93,7 @@ def worker_command(
 
     loop = worker_loop.Worker(
         app.engine,
-        app.catalog(),
+        catalog,
         target,
         lease=timedelta(seconds=lease),
         clock=app.clock,

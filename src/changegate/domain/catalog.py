@@ -519,22 +519,26 @@ class PostgresqlSettings(_Strict):
     backup: PostgresqlBackup | None = None
 
 
+# Redis's eviction policies (`maxmemory-policy`), as the catalog and the policy rules know them.
+MaxmemoryPolicy = Literal[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+]
+
+
 class RedisSettings(_Strict):
     """A Redis deployment used for cache, sessions and queues."""
 
     version: Version
     mode: Literal["standalone", "sentinel", "cluster"] = "standalone"
     replicas: int = Field(default=0, ge=0, le=20)
-    maxmemory_policy: Literal[
-        "noeviction",
-        "allkeys-lru",
-        "allkeys-lfu",
-        "allkeys-random",
-        "volatile-lru",
-        "volatile-lfu",
-        "volatile-random",
-        "volatile-ttl",
-    ] = "noeviction"
+    maxmemory_policy: MaxmemoryPolicy = "noeviction"
     persistence: Literal["none", "rdb", "aof", "rdb+aof"] = "rdb"
 
 

@@ -176,10 +176,7 @@ def check_paths(
     inputs = policy_inputs.load_paths(
         paths, stdin=stdin, stdin_name=stdin_name, max_bytes=max_bytes, base=base
     )
-    if not inputs.documents and not inputs.problems:
-        # A CI job pointed at the wrong folder must not pass silently.
-        shown = ", ".join(paths)
-        inputs.problems.append(Problem(f"nothing to check: no policy input found in {shown}"))
+    _nothing_to_check(inputs, ", ".join(paths))
     return run(
         catalog,
         inputs.documents,
@@ -188,6 +185,38 @@ def check_paths(
         problems=inputs.problems,
         notices=inputs.notices,
     )
+
+
+def check_texts(
+    catalog: catalog_model.Catalog | None,
+    files: Sequence[tuple[str, str]],
+    *,
+    now: datetime,
+    environment: str | None = None,
+    tenant: str | None = None,
+) -> Report:
+    """`POST /policy/check`: (name, content) pairs checked as `check_paths` checks files; the
+    name decides the format as a file name does; nothing is written to disk."""
+    context = context_of(catalog, environment=environment, tenant=tenant)
+    inputs = policy_inputs.Inputs()
+    for index, (name, content) in enumerate(files):
+        if name == policy_inputs.STDIN:
+            inputs.problems.append(Problem("a file name, not `-`", field=f"files.{index}.name"))
+            continue
+        try:
+            parsed = policy_inputs.parse(content.encode("utf-8"), name)
+        except InvalidInput as exc:
+            inputs.problems.extend(exc.problems)
+            continue
+        inputs.documents.extend(d for d in parsed if d is not None)
+    _nothing_to_check(inputs, ", ".join(name for name, _ in files))
+    return run(catalog, inputs.documents, context, now=now, problems=inputs.problems)
+
+
+def _nothing_to_check(inputs: policy_inputs.Inputs, shown: str) -> None:
+    # A CI job pointed at the wrong folder (or files) must not pass silently.
+    if not inputs.documents and not inputs.problems:
+        inputs.problems.append(Problem(f"nothing to check: no policy input found in {shown}"))
 
 
 def check_change(

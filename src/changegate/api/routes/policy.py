@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -21,14 +20,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from changegate import __version__
-from changegate.adapters import policy_inputs
 from changegate.api import auth, schemas
 from changegate.api.auth import requires
 from changegate.api.routes.changes import AppDep, ChangeId, Reading, canonical_id
 from changegate.domain.permissions import Permission
 from changegate.domain.policy import engine, formats
-from changegate.domain.policy.model import Document
-from changegate.errors import InvalidInput, Problem
 from changegate.services import policy as policy_service
 from changegate.services.context import Context
 
@@ -146,21 +142,11 @@ def post_check(
     ] = ReportFormat.JSON,
 ) -> Response:
     """What `changegate check` does with files, for documents sent in the body."""
-    catalog = app.catalog()
-    context = policy_service.context_of(catalog, environment=body.environment, tenant=body.tenant)
-    documents: list[Document] = []
-    problems: list[Problem] = []
-    for index, item in enumerate(body.files):
-        if item.name == policy_inputs.STDIN:
-            problems.append(Problem("a file name, not `-`", field=f"files.{index}.name"))
-            continue
-        try:
-            parsed = policy_inputs.parse(item.content.encode("utf-8"), item.name)
-        except InvalidInput as exc:
-            problems.extend(exc.problems)
-            continue
-        documents.extend(d for d in parsed if d is not None)
-    report = policy_service.run(
-        catalog, documents, context, now=datetime.now(UTC), problems=problems
+    report = policy_service.check_texts(
+        app.catalog(),
+        [(item.name, item.content) for item in body.files],
+        now=ctx.now(),
+        environment=body.environment,
+        tenant=body.tenant,
     )
     return _rendered(report, form, report.as_dict())

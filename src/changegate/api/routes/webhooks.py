@@ -43,26 +43,10 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def config_of(app: bootstrap.App) -> webhook_service.Config:
-    """The webhooks' configuration from the App's settings (the secrets unwrapped here only)."""
-    settings = app.settings
-
-    def secret(value: Any) -> str | None:
-        return value.get_secret_value() if value is not None else None
-
-    return webhook_service.Config(
-        github_secret=secret(settings.webhook_github_secret),
-        gitlab_token=secret(settings.webhook_gitlab_token),
-        gitlab_signing_token=secret(settings.webhook_gitlab_signing_token),
-        person=settings.webhook_person,
-        workdir=settings.gitops_workdir,
-    )
-
-
 async def _deliver(
     provider: webhook_model.Provider, request: Request, app: bootstrap.App
 ) -> JSONResponse:
-    config = config_of(app)
+    config = app.webhook_config()
     if not config.configured(provider):
         raise NotFound(f"no {NAMES[provider]} webhook is configured on this server")
     body = await request.body()

@@ -24,8 +24,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
+from changegate.domain.catalog import MaxmemoryPolicy
 from changegate.domain.policy import configfiles
 from changegate.domain.policy.changeset import ChangeSet, CheckContext
 from changegate.domain.policy.model import Document, Format, Hit, Path, Severity, rule
@@ -37,18 +38,7 @@ if TYPE_CHECKING:
 USAGE_KEYS = ("usage", "changegate.io/usage")
 # Directives that may be written several times and all count (as the input adapter joins them).
 REPEATED = configfiles.REDIS_REPEATED
-POLICIES = frozenset(
-    {
-        "noeviction",
-        "allkeys-lru",
-        "allkeys-lfu",
-        "allkeys-random",
-        "volatile-lru",
-        "volatile-lfu",
-        "volatile-random",
-        "volatile-ttl",
-    }
-)
+POLICIES: frozenset[str] = frozenset(get_args(MaxmemoryPolicy))
 # `$NAME` / `${NAME}`: a value templated at deploy time (envsubst, a chart's start script).
 _PLACEHOLDER = re.compile(r"^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$")
 
