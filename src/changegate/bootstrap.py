@@ -12,12 +12,23 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import SecretStr
 
-from changegate.adapters import catalog_files, pgbackup, signing
+from changegate.adapters import (
+    argocd_status,
+    catalog_files,
+    kubectl,
+    notify,
+    pgbackup,
+    signing,
+)
+from changegate.adapters import git as git_adapter
 from changegate.domain import catalog as catalog_model
+from changegate.domain import health
 from changegate.errors import InvalidInput, PermanentError, Problem
 from changegate.services import catalog as catalog_service
+from changegate.services import rollout as rollout_service
 from changegate.services import webhooks as webhooks_service
 from changegate.services.context import SYSTEM, Context, utcnow
+from changegate.services.rollout import Delivery
 from changegate.settings import Settings
 from changegate.store import db
 
@@ -83,6 +94,65 @@ class App:
             gitlab_signing_token=secret(settings.webhook_gitlab_signing_token),
             person=settings.webhook_person,
             workdir=settings.gitops_workdir,
+        )
+
+    @property
+    def gitops_workdir(self) -> Path | None:
+        """The clone of the GitOps repository (CHANGEGATE_GITOPS_WORKDIR): the policy gate
+        reads a change's commits from it, the webhooks fetch into it."""
+        return self.settings.gitops_workdir
+
+    def delivery(self, *, workdir: Path | None = None, branch: str | None = None) -> Delivery:
+        """What the rollout worker reaches outside the database, from the settings: the
+        GitOps clone and branch, the delivery-status source (Argo CD, else a kubectl snapshot
+        export, else kubectl with a kubeconfig, else none), backups, Prometheus, notify."""
+        settings = self.settings
+        directory = workdir or settings.gitops_workdir
+        if directory is None:
+            raise InvalidInput(
+                [
+                    Problem(
+                        "no GitOps working copy: pass --workdir or set CHANGEGATE_GITOPS_WORKDIR "
+                        "to a clone of the GitOps repository",
+                        field="workdir",
+                    )
+                ]
+            )
+        repository = self.catalog().gitops_repository
+        chosen = (
+            branch
+            or settings.gitops_branch
+            or (repository.spec.branch if repository is not None else "main")
+        )
+        target = rollout_service.GitTarget(
+            git_adapter.Clone(directory), chosen, settings.gitops_signing_key
+        )
+        status: health.DeliveryStatus | None = None
+        if settings.argocd_url:
+            token = settings.argocd_token
+            status = argocd_status.ArgoCDStatus(
+                settings.argocd_url, token=token.get_secret_value() if token else None
+            )
+        elif settings.delivery_snapshot is not None:
+            status = kubectl.KubectlStatus.from_snapshot(settings.delivery_snapshot)
+        else:
+            found = kubectl.Kubectl.configured(settings.kubeconfig)
+            if found is not None:
+                status = kubectl.KubectlStatus.from_kubectl(found)
+        notifier = None
+        if settings.notify_url:
+            secret = settings.notify_secret
+            notifier = notify.HttpNotifier(
+                settings.notify_url, secret.get_secret_value() if secret else None
+            )
+        return rollout_service.Delivery(
+            target=target,
+            status=status,
+            backup_tool=self.backup_tool(),
+            backup_dir=self.backup_dir,
+            prometheus=settings.prometheus_url,
+            notifier=notifier,
+            incident_url=settings.incident_url,
         )
 
     def backup_tool(self) -> pgbackup.PgBackup:

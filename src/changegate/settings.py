@@ -69,5 +69,46 @@ class Settings(BaseSettings):
     )
     gitops_workdir: Path | None = Field(
         default=None,
-        description="a clone of the GitOps repository the webhooks fetch into and read",
+        description="a clone of the GitOps repository (its remote is origin): the rollout "
+        "worker commits through it, the webhooks and the policy gate read it",
+    )
+    # Rollouts (docs/rollout.md).
+    gitops_signing_key: str | None = Field(
+        default=None,
+        description="an OpenPGP key id: the worker signs its wave and revert commits with it",
+    )
+    worker_embedded: bool = Field(
+        default=True,
+        description="serve runs a rollout worker in a thread when CHANGEGATE_GITOPS_WORKDIR is set",
+    )
+    argocd_url: str | None = Field(
+        default=None,
+        description="the Argo CD API server whose application status the rollout waits on",
+    )
+    argocd_token: SecretStr | None = Field(
+        default=None, description="the Argo CD API token (never logged)"
+    )
+    delivery_snapshot: Path | None = Field(
+        default=None,
+        description="a `kubectl get -o json` export read for sync and health instead of Argo "
+        "CD (teams without Argo CD; kubectl against a kubeconfig otherwise)",
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubectl's kubeconfig: workloads' rollout status is read with kubectl",
+    )
+    prometheus_url: str | None = Field(
+        default=None,
+        description="Prometheus for analysis metrics that name no address (else the catalog's "
+        "monitoring service of the change's environment)",
+    )
+    notify_url: str | None = Field(
+        default=None, description="where rollout events are POSTed as JSON (rollbacks, pauses)"
+    )
+    notify_secret: SecretStr | None = Field(
+        default=None, description="signs notifications (X-Changegate-Signature-256)"
+    )
+    incident_url: str | None = Field(
+        default=None,
+        description="the incident link recorded on a rolled-back change; {change} is replaced",
     )

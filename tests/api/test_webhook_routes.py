@@ -457,9 +457,9 @@ def test_a_later_delivery_answers_the_gate_of_the_change_now(
     client: TestClient, app: bootstrap.App, upstream: Upstream, tmp_path: Path
 ) -> None:
     after = upstream.commit(f"registry.example.com/odoo/odoo:17.0-2@{DIGEST}", "Release")
-    # The policy gate reads manifests from the catalog's artifacts root (here tmp_path), not
-    # from the commit: put them there (a gap between Git changes and the policy gate).
-    shutil.copytree(upstream.path / "clusters", tmp_path / "clusters")
+    # The policy gate reads the manifests at the pushed commit from the webhook's clone
+    # (CHANGEGATE_GITOPS_WORKDIR): nothing of them is on the disk under the artifacts root.
+    assert not (tmp_path / "clusters").exists()
     first = send_github(client, push(upstream.initial, after)).json()
     change = client.get(f"/api/v1/changes/{first['change_id']}", headers=as_("bob")).json()
     drive(client, change, "authorize")
@@ -468,6 +468,9 @@ def test_a_later_delivery_answers_the_gate_of_the_change_now(
     assert again["gate"]["change_state"] == "authorize"
     assert again["gate"]["state"] == "prevented"
     assert "not authorized: the policy gate blocks it" in again["gate"]["reason"]
+    report = client.get(f"/api/v1/changes/{first['change_id']}/policy", headers=as_("bob")).json()
+    assert report["problems"] == []
+    assert {f["commit"] for f in report["findings"] if f["file"] != "change artifacts"} == {after}
 
 
 def test_the_gate_is_allowed_for_a_scheduled_change_the_calendar_lets_start(

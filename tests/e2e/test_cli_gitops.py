@@ -4,6 +4,7 @@ the sample platform plus a GitOpsRepository, against a real repository made in t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -173,3 +174,33 @@ def test_change_from_git_says_what_is_unclear(gitops_cli: Cli, repo: Path) -> No
     )
     assert "README.md: no pattern matches this path" in result.stderr
     assert "cannot tell the environment" in result.stderr
+
+
+def test_a_change_from_git_is_assessed_on_its_commit_read_from_the_gitops_workdir(
+    gitops_cli: Cli, repo: Path, tenant: tuple[str, str]
+) -> None:
+    name, cluster = tenant
+    path = f"clusters/{cluster}/tenants/{name}/deployment.yaml"
+    head = git(repo, "rev-parse", "HEAD")
+    gitops_cli("--as", "alice", "change", "from-git", "--repo", str(repo), "HEAD~1..HEAD")
+    gitops_cli("--as", "alice", "change", "submit", "CHG-1")
+    # Without a clone to read the commit from, the gate is blocked and says how to fix it.
+    gitops_cli("--as", "alice", "change", "assess", "CHG-1")
+    blocked = gitops_cli("--as", "bob", "change", "policy", "CHG-1", "--json").json()
+    assert [p["message"] for p in blocked["problems"]] == [
+        "the change ships commits of the GitOps repository, but no clone of it is configured "
+        "to read them from: set CHANGEGATE_GITOPS_WORKDIR"
+    ]
+    env = {"CHANGEGATE_GITOPS_WORKDIR": str(repo)}
+    gitops_cli("--as", "alice", "change", "assess", "CHG-1", env=env)
+    report = gitops_cli("--as", "bob", "change", "policy", "CHG-1", "--json").json()
+    assert report["problems"] == []
+    findings = [f for f in report["findings"] if f["file"] == path]
+    assert findings
+    assert {f["commit"] for f in findings} == {head}
+    junit = gitops_cli("--as", "bob", "change", "policy", "CHG-1", "--format", "junit")
+    assert f"{head[:12]}:{path}:" in junit.stdout
+    # The table folds a long WHERE rather than cutting off its line number.
+    table = gitops_cli("--as", "bob", "change", "policy", "CHG-1", columns=120)
+    assert f"{head[:12]}:" in table.stdout
+    assert re.search(r"/deployment\.yaml:\d+ ", table.stdout), table.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -63,15 +64,23 @@ def test_kill_loop_applies_every_wave_exactly_once(
     bob = Context(actor=actor_for(catalog, "bob"))  # the real clock: the workers' own
     change_ids = []
     for _ in range(CHANGES):
-        change_id, _start = implementing(app, catalog)
-        rollout_service.start(app.engine, catalog, bob, change_id, bake=timedelta(seconds=1))
+        change_id, start = implementing(app, catalog)
+        # Started when the change moved to Implementing, its approvals valid then.
+        when = Context(actor=actor_for(catalog, "bob"), clock=lambda start=start: start)
+        rollout_service.start(app.engine, catalog, when, change_id, bake=timedelta(seconds=1))
         change_ids.append(change_id)
 
+    # The waves were booked in November's windows; the workers run on the real clock, and
+    # each wave's gate checks the calendar as it is now. The workers read the same catalog
+    # without its windows, so the calendar lets every wave go whenever this test runs.
+    open_catalog = tmp_path / "catalog-open"
+    shutil.copytree(sample_dir, open_catalog)
+    (open_catalog / "windows.yaml").unlink()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHANGEGATE_")}
     env.update(
         {
             "CHANGEGATE_DATABASE_URL": kill_loop_url,
-            "CHANGEGATE_CATALOG_DIR": str(sample_dir),
+            "CHANGEGATE_CATALOG_DIR": str(open_catalog),
             "CHANGEGATE_GITOPS_WORKDIR": str(clone),
         }
     )

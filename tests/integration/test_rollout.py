@@ -87,7 +87,7 @@ def implementing(app: bootstrap.App, catalog: catalog_model.Catalog) -> tuple[st
     first wave's start; that instant."""
     # One tenant on each of three clusters in different timezones: three waves. A production
     # change ships no image here (promotion would need staging evidence).
-    spec = change_spec(targets={"tenants": list(TENANTS)})
+    spec = change_spec(targets={"tenants": list(TENANTS)}, category="application-release")
     change = change_service.create(app.engine, catalog, at(catalog, "alice", TUESDAY), spec)
     as_ = lambda person: at(catalog, person, TUESDAY)  # noqa: E731
     drive(app.engine, catalog, change.id, S.AUTHORIZE, as_=as_)
@@ -98,6 +98,10 @@ def implementing(app: bootstrap.App, catalog: catalog_model.Catalog) -> tuple[st
         app.engine, catalog, at(catalog, "bob", start), change.id, S.IMPLEMENTING
     )
     return change.id, start
+
+
+def delivery(clone: Path) -> rollout_service.Delivery:
+    return rollout_service.Delivery(rollout_service.GitTarget(git_adapter.Clone(clone), "main"))
 
 
 class Clock:
@@ -115,19 +119,35 @@ def test_a_three_wave_change_is_committed_wave_by_wave_and_moves_to_review(
     change_id, start = implementing(app, catalog)
     started = rollout_service.start(app.engine, catalog, at(catalog, "bob", start), change_id)
     assert started.rollout.waves == 3
-    assert [s.kind for s in started.steps[:3]] == [StepKind.COMMIT, StepKind.SYNC, StepKind.BAKE]
+    assert [s.kind for s in started.steps[:6]] == [
+        StepKind.GATE,
+        StepKind.BACKUP,
+        StepKind.COMMIT,
+        StepKind.SYNC,
+        StepKind.VERIFY,
+        StepKind.BAKE,
+    ]
     # Idempotent: asking again returns the same rollout.
     again = rollout_service.start(app.engine, catalog, at(catalog, "bob", start), change_id)
     assert again.rollout == started.rollout
 
-    target = rollout_service.GitTarget(git_adapter.Clone(clone), "main")
-    worker = Worker(app.engine, catalog, target, name="w1", clock=Clock(start))
-    assert worker.run(once=True) == 9
+    target = delivery(clone)
+    clock = Clock(start)
+    worker = Worker(app.engine, lambda: catalog, target, name="w1", clock=clock)
+    waves = calendar_service.schedule_of(app.engine, catalog, at(catalog, "bob", start), change_id)
+    # Wave 1's six steps, then wave 2's gate waits for its slot.
+    turns = []
+    worker.report = turns.append
+    worker.run(once=True)
+    assert len(turns) == 7, turns
+    for wave in waves.plan.waves[1:]:
+        assert [c["Wave"] for c in wave_commits(remote, change_id)][-1] == f"{wave.index - 1}/3"
+        clock.now = wave.start
+        worker.run(once=True)
     assert worker.run(once=True) == 0  # a second pass finds nothing to do
 
     commits = wave_commits(remote, change_id)
     assert [c["Wave"] for c in commits] == ["1/3", "2/3", "3/3"]
-    waves = calendar_service.schedule_of(app.engine, catalog, at(catalog, "bob", start), change_id)
     for commit, wave in zip(commits, waves.plan.waves, strict=True):
         body = json.loads(
             git(
@@ -146,7 +166,11 @@ def test_a_three_wave_change_is_committed_wave_by_wave_and_moves_to_review(
     view = rollout_service.status(app.engine, at(catalog, "frank", start), change_id)
     assert view.rollout.status is RolloutStatus.COMPLETE
     assert all(step.status is StepStatus.DONE for step in view.steps)
-    assert view.steps[1].result == {"placeholder": True, "synced": True, "healthy": True}
+    assert view.steps[1].result == {"needed": False}  # no database is touched
+    assert view.steps[3].result == {
+        "observed": False,
+        "reason": "no delivery-status source is configured",
+    }
     change = change_service.get(app.engine, at(catalog, "frank", start), change_id)
     assert change.state is S.REVIEW
 
@@ -160,7 +184,7 @@ def test_a_three_wave_change_is_committed_wave_by_wave_and_moves_to_review(
     assert report.ok, report.problem
 
     # A fresh worker after the fact changes nothing, on the remote or in the database.
-    assert Worker(app.engine, catalog, target, name="w2", clock=Clock(start)).run(once=True) == 0
+    assert Worker(app.engine, lambda: catalog, target, name="w2", clock=clock).run(once=True) == 0
     assert len(wave_commits(remote, change_id)) == 3
 
 
@@ -170,15 +194,20 @@ def test_a_step_whose_worker_died_is_retried_after_its_lease_without_a_second_co
     remote, clone = make_remote(tmp_path)
     change_id, start = implementing(app, catalog)
     rollout_service.start(app.engine, catalog, at(catalog, "bob", start), change_id)
-    target = rollout_service.GitTarget(git_adapter.Clone(clone), "main")
+    target = delivery(clone)
     lease = timedelta(seconds=30)
+    # Wave 1's gate and backup.
+    assert (
+        Worker(app.engine, lambda: catalog, target, name="w0", clock=Clock(start)).run(max_steps=2)
+        == 2
+    )
 
     # Worker A claims wave 1's commit, pushes it, and dies before recording it.
     with db.transaction(app.engine) as conn:
         claimed = rollout_store.claim_next(conn, "dead-worker", start, start + lease)
     assert claimed is not None
     assert (claimed.kind, claimed.wave, claimed.attempts) == (StepKind.COMMIT, 1, 1)
-    pushed = target.clone.commit_file(
+    pushed = target.target.clone.commit_file(
         "main",
         "changegate/rollouts/x.json",
         b"{}\n",
@@ -189,7 +218,7 @@ def test_a_step_whose_worker_died_is_retried_after_its_lease_without_a_second_co
 
     # While A's lease holds, nobody else takes the step.
     clock = Clock(start + timedelta(seconds=10))
-    other = Worker(app.engine, catalog, target, name="w2", clock=clock, lease=lease)
+    other = Worker(app.engine, lambda: catalog, target, name="w2", clock=clock, lease=lease)
     assert other.turn() is None
     # Once it expires, B runs the step again and finds A's commit by its trailers.
     clock.now = start + lease + timedelta(seconds=1)
@@ -201,11 +230,11 @@ def test_a_step_whose_worker_died_is_retried_after_its_lease_without_a_second_co
     with db.transaction(app.engine) as conn:
         assert not rollout_store.finish(conn, claimed, now=clock.now, result={}, next_due=clock.now)
 
-    assert other.run(once=True) == 8
-    assert [c["Wave"] for c in wave_commits(remote, change_id)] == ["1/3", "2/3", "3/3"]
+    assert other.run(once=True) == 4  # wave 1's sync, verify and bake; wave 2's gate waits
+    assert [c["Wave"] for c in wave_commits(remote, change_id)] == ["1/3"]
     steps = rollout_service.status(app.engine, at(catalog, "frank", start), change_id).steps
-    assert steps[0].attempts == 2
-    assert steps[0].claimed_by == "w2"
+    assert steps[2].attempts == 2
+    assert steps[2].claimed_by == "w2"
 
 
 def test_a_bake_waits_and_a_failed_push_is_retried(
@@ -218,20 +247,22 @@ def test_a_bake_waits_and_a_failed_push_is_retried(
     )
     broken = tmp_path / "elsewhere"
     git(clone, "remote", "set-url", "origin", str(broken))
-    target = rollout_service.GitTarget(git_adapter.Clone(clone), "main")
+    target = delivery(clone)
     clock = Clock(start)
-    worker = Worker(app.engine, catalog, target, name="w", clock=clock)
+    worker = Worker(app.engine, lambda: catalog, target, name="w", clock=clock)
+    assert worker.run(max_steps=2) == 2  # gate and backup
     failed = worker.turn()
     assert failed is not None and failed.outcome == "retry"
     assert worker.turn() is None  # not due again before the retry delay
     git(clone, "remote", "set-url", "origin", str(remote))
     clock.now += rollout_service.RETRY_AFTER
-    assert worker.run(once=True) == 2  # commit and sync; the bake is not due yet
+    assert worker.run(once=True) == 3  # commit, sync and verify; the bake is not due yet
     clock.now += timedelta(minutes=10)
-    assert worker.run(once=True) == 3  # bake, then wave 2's commit and sync
+    assert worker.run(once=True) == 2  # the bake, then wave 2's gate waits for its slot
     steps = rollout_service.status(app.engine, at(catalog, "frank", start), change_id).steps
-    assert steps[0].attempts == 2
-    assert [c["Wave"] for c in wave_commits(remote, change_id)] == ["1/3", "2/3"]
+    assert steps[2].attempts == 2
+    assert steps[5].status is StepStatus.DONE
+    assert [c["Wave"] for c in wave_commits(remote, change_id)] == ["1/3"]
 
 
 def test_a_rollout_starts_only_when_the_change_is_implementing(

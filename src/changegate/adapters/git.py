@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -129,7 +129,12 @@ class Repository:
     # ------------------------------------------------------------------ running git
 
     def _run(
-        self, args: Sequence[str], *, check: bool = True, stdin: bytes | None = None
+        self,
+        args: Sequence[str],
+        *,
+        check: bool = True,
+        stdin: bytes | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         env = {
             **os.environ,
@@ -137,6 +142,7 @@ class Repository:
             "GIT_OPTIONAL_LOCKS": "0",
             "LC_ALL": "C",
             "GIT_PAGER": "cat",
+            **(extra_env or {}),
         }
         argv = [self._git, "-C", str(self.path), "--no-pager", *args]
         try:
@@ -417,32 +423,6 @@ class Clone(Repository):
     again on the remote branch by its trailers, which makes a retried write idempotent.
     """
 
-    def _run_with(
-        self, args: Sequence[str], *, env: dict[str, str]
-    ) -> subprocess.CompletedProcess[bytes]:
-        """`_run` with extra environment variables (a private index file)."""
-        environment = {
-            **os.environ,
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_OPTIONAL_LOCKS": "0",
-            "LC_ALL": "C",
-            **env,
-        }
-        argv = [self._git, "-C", str(self.path), "--no-pager", *args]
-        try:
-            done = subprocess.run(  # noqa: S603 - a fixed argv, no shell
-                argv, capture_output=True, timeout=self.timeout, check=False, env=environment
-            )
-        except subprocess.TimeoutExpired:
-            raise _fail(
-                f"git {args[0]} in {self.path} took longer than {self.timeout:g} s"
-            ) from None
-        except OSError as exc:
-            raise _fail(f"could not run git: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            raise _fail(f"git {args[0]} failed in {self.path}: {_first_line(done.stderr)}")
-        return done
-
     def fetch(self, branch: str) -> str | None:
         """Fetch `origin/<branch>`; its tip, or None when the remote has no such branch."""
         _check_branch(branch)
@@ -480,33 +460,101 @@ class Clone(Repository):
         trailers: dict[str, str],
         identity: tuple[str, str] = GIT_IDENTITY,
     ) -> PushedCommit:
-        """Write `path` on the remote branch in one commit with `message` (which carries the
-        `trailers`) and push it; when a commit with those trailers is already on the remote
-        branch, return it and write nothing. PushRejected when another push landed first."""
+        """Write one file on the remote branch in one commit (see `commit_files`)."""
+        return self.commit_files(
+            branch, lambda _tip: {path: content}, message, trailers=trailers, identity=identity
+        )
+
+    def commit_files(
+        self,
+        branch: str,
+        files: Callable[[str], Mapping[str, bytes]],
+        message: str,
+        *,
+        trailers: dict[str, str],
+        identity: tuple[str, str] = GIT_IDENTITY,
+        sign_key: str | None = None,
+    ) -> PushedCommit:
+        """Write the files `files(tip)` returns (path -> content, computed from the remote
+        branch's tip) in one commit with `message` (which carries the `trailers`) and push
+        it; when a commit with those trailers is already on the remote branch, return it and
+        write nothing. PushRejected when another push landed first."""
+
+        def stage(tip: str, env: Mapping[str, str]) -> None:
+            for path, content in sorted(files(tip).items()):
+                blob = self._run(["hash-object", "-w", "--stdin"], stdin=content).stdout
+                info = f"100644,{blob.decode().strip()},{path}"
+                self._run(["update-index", "--add", "--cacheinfo", info], extra_env=env)
+
+        return self._write(branch, stage, message, trailers, identity, sign_key)
+
+    def revert(
+        self,
+        branch: str,
+        commit: str,
+        message: str,
+        *,
+        trailers: dict[str, str],
+        identity: tuple[str, str] = GIT_IDENTITY,
+        sign_key: str | None = None,
+    ) -> PushedCommit:
+        """Undo `commit` on top of the remote branch's tip in one commit (its diff applied in
+        reverse, three-way, as `git revert` does) and push it; idempotent by `trailers` like
+        `commit_files`. InvalidInput when later commits changed the same lines (a conflict a
+        person must settle)."""
+        if not _SHA.match(commit):
+            raise _fail(f"not a commit id: {commit!r}", "commit")
+
+        def stage(tip: str, env: Mapping[str, str]) -> None:
+            diff = self._run(["diff", "--binary", "--full-index", f"{commit}^", commit, "--"])
+            if not diff.stdout:
+                return
+            applied = self._run(
+                ["apply", "--cached", "--reverse", "--3way", "--whitespace=nowarn", "-"],
+                stdin=diff.stdout,
+                extra_env=env,
+                check=False,
+            )
+            if applied.returncode != 0:
+                raise _fail(
+                    f"cannot revert {commit[:12]} on {branch}: later commits changed the same "
+                    f"lines ({_first_line(applied.stderr)})",
+                    "commit",
+                )
+
+        return self._write(branch, stage, message, trailers, identity, sign_key)
+
+    def _write(
+        self,
+        branch: str,
+        stage: Callable[[str, Mapping[str, str]], None],
+        message: str,
+        trailers: dict[str, str],
+        identity: tuple[str, str],
+        sign_key: str | None,
+    ) -> PushedCommit:
+        """The one write path: fetch, find by trailers, stage into a private index built from
+        the tip, commit (signed with `sign_key` when given) and push."""
         tip = self.fetch(branch)
         if tip is None:
             raise _fail(f"origin of {self.path} has no branch {branch!r}")
         existing = self.find_by_trailers(tip, trailers)
         if existing is not None:
             return PushedCommit(existing, created=False)
-        blob = self._run(["hash-object", "-w", "--stdin"], stdin=content).stdout.decode().strip()
         git_dir = Path(self._run(["rev-parse", "--absolute-git-dir"]).stdout.decode().strip())
         index = git_dir / f"changegate-index-{os.getpid()}-{uuid.uuid4().hex}"
         try:
             env = {"GIT_INDEX_FILE": str(index)}
-            self._run_with(["read-tree", tip], env=env)
-            self._run_with(
-                ["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], env=env
-            )
-            tree = self._run_with(["write-tree"], env=env).stdout.decode().strip()
+            self._run(["read-tree", tip], extra_env=env)
+            stage(tip, env)
+            tree = self._run(["write-tree"], extra_env=env).stdout.decode().strip()
         finally:
             index.unlink(missing_ok=True)
         name, email = identity
-        identity_args = ["-c", f"user.name={name}", "-c", f"user.email={email}"]
-        made = self._run(
-            [*identity_args, "commit-tree", tree, "-p", tip, "-F", "-"],
-            stdin=message.encode("utf-8"),
-        )
+        args = ["-c", f"user.name={name}", "-c", f"user.email={email}", "commit-tree", tree]
+        if sign_key:
+            args.append(f"-S{sign_key}")
+        made = self._run([*args, "-p", tip, "-F", "-"], stdin=message.encode("utf-8"))
         commit = made.stdout.decode().strip()
         pushed = self._run(
             ["push", "--quiet", "--porcelain", "origin", f"{commit}:refs/heads/{branch}"],

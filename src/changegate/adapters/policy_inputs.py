@@ -18,8 +18,8 @@ import json
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from changegate.adapters import yamlsource
@@ -60,8 +60,15 @@ def kind_of_name(name: str) -> Format | None:
     return None
 
 
+def is_input_name(path: str) -> bool:
+    """Whether a file is a policy input by its name, as a folder walk decides: YAML, JSON,
+    TOML, or a Dockerfile or configuration file known by name. `path` is a POSIX path."""
+    name = PurePosixPath(path)
+    return name.suffix.lower() in _DATA_SUFFIXES or kind_of_name(name.name) is not None
+
+
 def _wanted_in_folder(path: Path) -> bool:
-    return path.suffix.lower() in _DATA_SUFFIXES or kind_of_name(path.name) is not None
+    return is_input_name(path.as_posix())
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -134,6 +141,22 @@ def _load_all(
             _read(inputs, path, _display(path, base), max_bytes, explicit=True)
         else:
             inputs.problems.append(Problem("no such file or folder", file=text))
+
+
+def load_bytes(files: Iterable[tuple[str, bytes]], *, commit: str | None = None) -> Inputs:
+    """Files already read, as (name shown, content), into documents, as `load_paths` reads a
+    file named on the command line; `commit` marks every document and problem with the Git
+    commit the files were read at (`git show commit:name` gives the same bytes)."""
+    inputs = Inputs()
+    with yamlsource.collector_paused():
+        for display, raw in files:
+            _add(inputs, raw, display, None, explicit=True)
+    if commit is not None:
+        inputs.documents = [replace(d, commit=commit) for d in inputs.documents]
+        inputs.problems = [
+            replace(p, message=f"{p.message} (at commit {commit[:12]})") for p in inputs.problems
+        ]
+    return inputs
 
 
 def _display(path: Path, base: Path | None) -> str:

@@ -28,6 +28,7 @@ from changegate.api.routes import (
     policy,
     reports,
     retrospectives,
+    rollouts,
     schedules,
     webhooks,
 )
@@ -121,6 +122,7 @@ def create_app(app: bootstrap.App) -> FastAPI:
         schedules,
         policy,
         backups,
+        rollouts,
         audit,
         health,
         webhooks,

@@ -595,7 +595,9 @@ def assess(ctx: typer.Context, change_id: ChangeId, as_json: JsonFlag = False) -
     state = runtime.json_mode(ctx, as_json)
     service_ctx = state.context()
     app_ = state.app()
-    found = assessment_service.assess(app_.engine, app_.catalog(), service_ctx, change_id)
+    found = assessment_service.assess(
+        app_.engine, app_.catalog(), service_ctx, change_id, gitops_workdir=app_.gitops_workdir
+    )
     if as_json:
         output.emit_json(found.as_dict())
         return
@@ -826,7 +828,14 @@ def submit(
     if if_version is not None:
         kwargs["expected_version"] = if_version
     app_ = state.app()
-    moved = change_service.submit(app_.engine, app_.catalog(), service_ctx, change_id, **kwargs)
+    moved = change_service.submit(
+        app_.engine,
+        app_.catalog(),
+        service_ctx,
+        change_id,
+        gitops_workdir=app_.gitops_workdir,
+        **kwargs,
+    )
     _print_result(moved, as_json)
 
 

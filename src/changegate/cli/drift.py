@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from changegate.cli import output, runtime
-from changegate.errors import InvalidInput, Problem
+from changegate.errors import ChangegateError, InvalidInput, Problem
 
 if TYPE_CHECKING:
     from changegate.domain.changes import ChangeRequest
+    from changegate.domain.drift import DriftReport, UnauthorizedCommit
 
 REFUSED_EXIT = 2
 
@@ -65,18 +66,31 @@ def drift_command(
         str,
         typer.Option("--default-namespace", help="The namespace of manifests that name none."),
     ] = "default",
+    open_change: Annotated[
+        bool,
+        typer.Option(
+            "--open-change",
+            help="File one emergency change (a draft, you the requester) recording what was "
+            "found and no change records yet.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Report drifted, missing and unmanaged objects (desired at the repository's head against
-    live), and commits on governed paths without an authorized Change-Id. Exit 2 when any is
-    found, 0 when none, 1 for bad input."""
+    live), and commits on governed paths without an authorized Change-Id (or, when the
+    repository requires them, a good signature by an allowed key). Exit 2 when any is found,
+    0 when none, 1 for bad input."""
     from changegate import bootstrap
     from changegate.adapters import kubectl
+    from changegate.domain.permissions import Permission
     from changegate.services import changes as change_service
     from changegate.services import drift as drift_service
 
     state = runtime.json_mode(ctx, as_json)
     settings = state.require_settings()
+    if open_change:
+        # Refused before any work: the findings would be found for nothing.
+        state.context().actor.require(Permission.CHANGES_CREATE)
     kube = None if live is not None else kubectl.Kubectl.configured(kubeconfig)
     if live is None and kube is None and range_ is None:
         raise InvalidInput(
@@ -92,9 +106,12 @@ def drift_command(
     found = False
     catalog = (
         state.catalog()
-        if range_ is not None
+        if range_ is not None or open_change
         else bootstrap.load_catalog(settings, state.catalog_dir)
     )
+    report: DriftReport | None = None
+    commits: list[UnauthorizedCommit] = []
+    context_lines: list[str] = []
     if live is not None or kube is not None:
         desired = drift_service.desired_at_head(catalog, repo, ref)
         if live is not None:
@@ -106,6 +123,10 @@ def drift_command(
             source = f"kubectl ({kube.kubeconfig})"
         report = drift_service.live_drift(desired, objects, default_namespace=namespace)
         found = found or report.found
+        context_lines.append(
+            f"desired at {str(desired.commit)[:12]} against {source}: "
+            f"{report.compared} objects compared"
+        )
         body["desired_commit"] = desired.commit
         body["live_source"] = source
         body["drift"] = report.as_dict()
@@ -116,12 +137,32 @@ def drift_command(
         def lookup(change_id: str) -> ChangeRequest | None:
             return change_service.get(engine, service_ctx, change_id)
 
-        commits, governed = drift_service.unauthorized_commits(catalog, repo, range_, lookup)
+        commits, governed = drift_service.unauthorized_commits(
+            catalog, repo, range_, lookup, catalog_dir=state.catalog_dir
+        )
         found = found or bool(commits)
         body["range"] = range_
         body["governed_commits"] = governed
         body["unauthorized_commits"] = [c.as_dict() for c in commits]
+        context_lines.append(f"range {range_}: {governed} commits on governed paths")
     body["found"] = found
+    if open_change and found:
+        app_ = state.app()
+        try:
+            opened = drift_service.open_change(
+                app_.engine,
+                catalog,
+                state.context(),
+                repo,
+                report=report,
+                commits=commits,
+                context_lines=context_lines,
+            )
+        except ChangegateError:
+            if not as_json:
+                _human(body)  # what was found, before the error saying why nothing was filed
+            raise
+        body["change"] = opened.as_dict()
     if as_json:
         output.emit_json(body)
     else:
@@ -167,6 +208,17 @@ def _human(body: dict[str, Any]) -> None:
                 output.out(f"  {path}")
         if not commits:
             output.out("every commit on a governed path names an authorized change")
+    opened = body.get("change")
+    if opened is not None:
+        if opened["status"] == "opened":
+            output.out(f"opened {opened['change_id']} (emergency, draft): {opened['title']}")
+            output.out(
+                f"  {opened['category']} in {opened['environment']}; submit it to have it "
+                "authorized and its retrospective opened"
+            )
+        held = sorted({f["recorded_in"] for f in opened["findings"] if f["recorded_in"]})
+        if held:
+            output.out(f"recorded already in {', '.join(held)}: not filed again")
 
 
 def _name(item: dict[str, Any]) -> str:

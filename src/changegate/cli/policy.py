@@ -61,10 +61,6 @@ def render(report: Report, form: OutputFormat) -> str:
     return formats.junit(report)
 
 
-def _where(finding: Any) -> str:
-    return f"{finding.file}:{finding.line}" if finding.line else finding.file
-
-
 def _say(text: str) -> None:
     """A line of the report, wrapped to the terminal (continuation lines indented)."""
     width = max(output.console().width, 40)
@@ -88,7 +84,7 @@ def print_report(report: Report) -> None:
                     label if index == 0 else "",
                     status,
                     finding.rule,
-                    _where(finding),
+                    finding.where,
                     finding.message,
                 ]
             )
@@ -98,7 +94,7 @@ def print_report(report: Report) -> None:
                 output.Column("RESOURCE", min_width=16, max_width=48, wrap=True),
                 output.Column("SEVERITY", min_width=7),
                 output.Column("RULE", min_width=10, max_width=40),
-                output.Column("WHERE", drop=1, min_width=10, max_width=48),
+                output.Column("WHERE", drop=1, min_width=10, max_width=48, wrap=True),
                 output.Column("MESSAGE", min_width=20, wrap=True),
             ],
             rows,

@@ -59,32 +59,11 @@ def worker_command(
 ) -> None:
     """Claim due rollout steps from the database and run them (several workers may run)."""
     from changegate import worker as worker_loop
-    from changegate.adapters import git as git_adapter
-    from changegate.errors import InvalidInput, Problem
     from changegate.services import rollout as rollout_service
 
     state = runtime.state(ctx)
-    settings = state.require_settings()
-    workdir = workdir or settings.gitops_workdir
-    if workdir is None:
-        raise InvalidInput(
-            [
-                Problem(
-                    "no GitOps working copy: pass --workdir or set CHANGEGATE_GITOPS_WORKDIR to "
-                    "a clone of the GitOps repository",
-                    field="workdir",
-                )
-            ]
-        )
     app = state.app()
-    catalog = app.catalog()
-    repository = catalog.gitops_repository
-    branch = (
-        branch
-        or settings.gitops_branch
-        or (repository.spec.branch if repository is not None else "main")
-    )
-    target = rollout_service.GitTarget(git_adapter.Clone(workdir), branch)
+    delivery = app.delivery(workdir=workdir, branch=branch)
 
     def report(turn: rollout_service.Turn) -> None:
         output.out(
@@ -93,11 +72,12 @@ def worker_command(
 
     loop = worker_loop.Worker(
         app.engine,
-        catalog,
-        target,
+        app.catalog,
+        delivery,
         lease=timedelta(seconds=lease),
         clock=app.clock,
         report=report,
+        note=output.note,
     )
 
     def stop(_signum: int, _frame: FrameType | None) -> None:

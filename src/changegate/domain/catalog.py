@@ -685,6 +685,8 @@ class TenantSpec(Spec):
     timezone: Timezone
     contacts: list[Contact] = Field(default_factory=list, max_length=50)
     approvers: IdList = _ids(50)
+    # The tenant's Odoo base URL: the rollout's HTTP probes ask it (docs/rollout.md).
+    url: Url | None = None
 
     def references(self) -> Iterator[Reference]:
         yield Reference(("spec", "tier"), "Tier", self.tier)

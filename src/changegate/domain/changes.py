@@ -200,6 +200,8 @@ class RollbackPlan(_Strict):
     steps: Text = ""
     tested: bool = False
     irreversible: bool = False  # e.g. a data migration that only a restore can undo
+    # What a failed wave reverts in the GitOps repository: that wave, or every wave so far.
+    revert: Literal["wave", "all"] = "wave"
 
 
 class ChangeSpec(_Strict):

@@ -28,6 +28,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from changegate.domain import canonical
+from changegate.domain.changes import Category
+from changegate.domain.gitops import POSTGRESQL_CLUSTER_KINDS
+
 CLUSTER_SCOPED_KINDS: frozenset[str] = frozenset(
     {
         "Namespace",
@@ -391,11 +395,19 @@ def change_ids(message: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class UnauthorizedCommit:
+    """A commit on governed paths that no authorized change (or no allowed key) covers.
+
+    `reason` says every way it fails, `; `-joined; `signature` is the signature check's
+    verdict when the repository requires signed commits (`unsigned`, `unknown key FPR`,
+    `bad signature (...)`, `signed by FPR (file)`), else None.
+    """
+
     sha: str
     subject: str
     paths: list[str]
     reason: str
     change_id: str | None = None
+    signature: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -404,4 +416,188 @@ class UnauthorizedCommit:
             "paths": list(self.paths),
             "change_id": self.change_id,
             "reason": self.reason,
+            "signature": self.signature,
         }
+
+
+# --------------------------------------------------------------------------- findings
+
+TITLE_LIMIT = 200
+JUSTIFICATION_LIMIT = 100_000
+_IMAGE_PATH = re.compile(r"(?:^|\.)(?:containers|initContainers)\[[^\]]+\]\.image$")
+_KIND_HEADINGS = {
+    "commit": "Unauthorized commits",
+    "drifted": "Drifted objects (live differs from desired)",
+    "missing": "Desired objects missing live",
+    "unmanaged": "Live objects nobody declared",
+}
+_KIND_NOUNS = {
+    "commit": ("unauthorized commit", "unauthorized commits"),
+    "drifted": ("drifted object", "drifted objects"),
+    "missing": ("missing object", "missing objects"),
+    "unmanaged": ("unmanaged object", "unmanaged objects"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing drift found that no change authorized, as an emergency change records it.
+
+    `id` is the same on every run that finds the same thing, so a finding recorded once is
+    not recorded again: `commit:<sha>` for a commit; for a live object its kind and a
+    SHA-256 over its key and what differs (paths, and live values except a Secret's).
+    `paths` are the repository files it concerns (they map it to catalog targets);
+    `namespace` is the live object's.
+    """
+
+    id: str
+    kind: str
+    text: str
+    paths: tuple[str, ...] = ()
+    namespace: str = ""
+    category: Category | None = None
+    category_reason: str = ""
+    sha: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "text": self.text,
+            "paths": list(self.paths),
+            "category": self.category.value if self.category else None,
+            "category_reason": self.category_reason,
+        }
+
+
+def _object_id(kind: str, key: Key, what: Any) -> str:
+    return f"{kind}:" + canonical.sha256_hex({"key": list(key), "what": what})
+
+
+def _listed(items: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def commit_finding(
+    commit: UnauthorizedCommit, category: Category | None, category_reason: str
+) -> Finding:
+    """The finding of an unauthorized commit (its category worked out by the caller)."""
+    return Finding(
+        id=f"commit:{commit.sha}",
+        kind="commit",
+        text=f"{commit.sha[:12]} {commit.subject!r}: {commit.reason}; touches "
+        f"{_listed(commit.paths)}",
+        paths=tuple(commit.paths),
+        category=category,
+        category_reason=category_reason,
+        sha=commit.sha,
+    )
+
+
+def content_category(item: DriftedObject) -> tuple[Category | None, str]:
+    """The category a drifted object's differences clearly say, or None, and why."""
+    group = item.key[0].split("/", 1)[0] if "/" in item.key[0] else ""
+    if (group, item.key[1]) in POSTGRESQL_CLUSTER_KINDS:
+        return Category.DATABASE_CONFIG, f"{describe(item.key)} is a PostgreSQL cluster object"
+    if item.differences and all(_IMAGE_PATH.search(d.path) for d in item.differences):
+        return Category.APPLICATION_RELEASE, f"only container images of {describe(item.key)} differ"
+    return None, f"{describe(item.key)} differs beyond container images"
+
+
+def drifted_finding(
+    item: DriftedObject, rule_category: Category | None, rule_reason: str = ""
+) -> Finding:
+    """The finding of a drifted object: its category from what differs, else the rule's."""
+    secret = item.key[1] == "Secret"
+    what = [[d.path, d.missing, None if secret or d.missing else d.live] for d in item.differences]
+    category, reason = content_category(item)
+    if category is None and rule_category is not None:
+        category, reason = rule_category, rule_reason
+    paths = [d.path for d in item.differences]
+    return Finding(
+        id=_object_id("drifted", item.key, what),
+        kind="drifted",
+        text=f"{describe(item.key)}, declared in {item.source}: {_listed(paths)}",
+        paths=(item.source,),
+        namespace=item.key[2],
+        category=category,
+        category_reason=reason,
+    )
+
+
+def missing_finding(
+    key: Key, source: str, rule_category: Category | None, rule_reason: str = ""
+) -> Finding:
+    """The finding of a desired object that is not live."""
+    return Finding(
+        id=_object_id("missing", key, source),
+        kind="missing",
+        text=f"{describe(key)}, declared in {source}, is not live",
+        paths=(source,),
+        namespace=key[2],
+        category=rule_category,
+        category_reason=rule_reason if rule_category else f"{describe(key)} is missing live",
+    )
+
+
+def unmanaged_finding(key: Key) -> Finding:
+    """The finding of a live object no manifest declares."""
+    return Finding(
+        id=_object_id("unmanaged", key, None),
+        kind="unmanaged",
+        text=f"{describe(key)} is live and declared nowhere",
+        namespace=key[2],
+        category_reason=f"{describe(key)} is declared nowhere",
+    )
+
+
+def choose_category(findings: Sequence[Finding]) -> tuple[Category, str]:
+    """The findings' one category when they all clearly say it; else kubernetes, and why."""
+    said = sorted({f.category.value for f in findings if f.category is not None})
+    unclear = [f for f in findings if f.category is None]
+    if len(said) == 1 and not unclear:
+        reasons = sorted({f.category_reason for f in findings if f.category_reason})
+        return Category(said[0]), "; ".join(reasons[:3]) or "every finding says it"
+    if len(said) > 1:
+        return Category.KUBERNETES, f"the findings say different categories ({', '.join(said)})"
+    first = unclear[0] if unclear else None
+    why = first.category_reason if first is not None else "no finding"
+    return Category.KUBERNETES, f"no category is clear ({why})"
+
+
+def summary(findings: Sequence[Finding]) -> str:
+    """`2 unauthorized commits, 1 drifted object`."""
+    parts: list[str] = []
+    for kind, (one, many) in _KIND_NOUNS.items():
+        count = sum(1 for f in findings if f.kind == kind)
+        if count:
+            parts.append(f"{count} {one if count == 1 else many}")
+    return ", ".join(parts) or "nothing"
+
+
+def emergency_title(findings: Sequence[Finding], targets: Sequence[str]) -> str:
+    """`Unauthorized change detected: 1 unauthorized commit, 1 drifted object on acme`."""
+    title = f"Unauthorized change detected: {summary(findings)}"
+    if targets:
+        title += f" on {_listed(list(targets), 3)}"
+    return title if len(title) <= TITLE_LIMIT else title[: TITLE_LIMIT - 1] + "…"
+
+
+def emergency_justification(
+    findings: Sequence[Finding], header: Sequence[str], footer: Sequence[str]
+) -> str:
+    """The findings grouped by kind, between a header and a footer, within the text limit."""
+    lines = list(header)
+    for kind, heading in _KIND_HEADINGS.items():
+        items = [f for f in findings if f.kind == kind]
+        if items:
+            lines += ["", f"{heading}:"] + [f"- {f.text}" for f in items]
+    tail = ["", *footer] if footer else []
+    text = "\n".join(lines)
+    budget = JUSTIFICATION_LIMIT - len("\n".join(tail)) - 80
+    if len(text) > budget:
+        cut = text[:budget].rsplit("\n", 1)[0]
+        left = text[len(cut) :].count("\n- ")
+        text = f"{cut}\n… and {left} more findings (see the audit trail: drift.finding-recorded)"
+    return "\n".join([text, *tail])

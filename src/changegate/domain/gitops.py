@@ -36,6 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from changegate.domain import godurations
 from changegate.domain.changes import Category
 from changegate.domain.policy.changeset import ChangeSet
 from changegate.domain.policy.model import Document
@@ -204,6 +205,97 @@ def _compiled(text: str) -> CompiledPattern:
     return found
 
 
+def _go_duration(text: str) -> str:
+    nanos = godurations.nanoseconds(text)
+    if nanos is None or nanos < 0:
+        raise _invalid(f"not a duration: {text!r} (Go syntax: 90s, 10m, 1h30m)")
+    return text
+
+
+GoDuration = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_go_duration)
+]
+
+
+def _catalog_path(text: str) -> str:
+    if text.startswith("/") or ".." in text.split("/"):
+        raise _invalid(f"{text!r} must be a path inside the catalog folder")
+    return text
+
+
+CatalogPath = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._/-]{1,512}$"),
+    AfterValidator(_catalog_path),
+]
+_APP_PLACEHOLDERS = frozenset({"tenant", "cluster", "namespace", "environment"})
+
+
+def _application(text: str) -> str:
+    unknown = sorted(set(_PLACEHOLDER.findall(text)) - _APP_PLACEHOLDERS)
+    if unknown:
+        raise _invalid(
+            f"unknown placeholder {{{unknown[0]}}}: use {{tenant}}, {{cluster}}, "
+            "{namespace} or {environment}"
+        )
+    return text
+
+
+class AnalysisRef(BaseModel):
+    """An Argo Rollouts AnalysisTemplate file in the catalog folder, and its arguments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    template: CatalogPath
+    args: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,63}$")], str] = Field(
+        default_factory=dict, max_length=50
+    )
+
+
+class Probes(BaseModel):
+    """HTTP checks of each tenant of a wave (its catalog `url`), besides the analysis."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    web_health: bool = True  # /web/health (Odoo 15+), ?db_server_status=1 where supported
+    login_within_ms: int | None = Field(default=None, ge=1, le=600_000)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
+class RolloutSettings(BaseModel):
+    """How changegate carries a change through this repository, wave by wave (docs/rollout.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    # The GitOps controller's application of a tenant: its sync and health are waited for.
+    application: Annotated[
+        str, StringConstraints(min_length=1, max_length=253), AfterValidator(_application)
+    ] = "{tenant}"
+    # Rewrite the change's images in each wave tenant's files (matched by `paths`).
+    render: bool = True
+    sync_timeout: GoDuration = "10m"
+    sync_poll: GoDuration = "5s"
+    bake: GoDuration = "0s"
+    analysis: list[AnalysisRef] = Field(default_factory=list, max_length=20)
+    probes: Probes = Field(default_factory=Probes)
+
+
+class Signing(BaseModel):
+    """Signed commits on governed paths: verified with `git verify-commit` against `keys`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    required: bool = False
+    # ASCII-armoured OpenPGP public keys, paths relative to the catalog folder.
+    keys: list[CatalogPath] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _keys_when_required(self) -> Signing:
+        if self.required and not self.keys:
+            raise _invalid("signed commits are required: list the allowed public keys in keys")
+        return self
+
+
 class GitOpsRepositorySpec(BaseModel):
     """The GitOps repository Argo CD or Flux reconciles, and how its paths map to the catalog.
 
@@ -216,6 +308,8 @@ class GitOpsRepositorySpec(BaseModel):
     url: RepoUrl
     branch: Branch = "main"
     paths: list[PathRule] = Field(min_length=1, max_length=MAX_PATTERNS)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    signing: Signing = Field(default_factory=Signing)
 
     @model_validator(mode="after")
     def _distinct(self) -> GitOpsRepositorySpec:

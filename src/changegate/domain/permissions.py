@@ -26,6 +26,7 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     # Restoring a backup over a tenant's own database (destructive; docs/backups.md).
     BACKUPS_RESTORE = "backups:restore"
+    ROLLOUTS_CONTROL = "rollouts:control"  # pause, resume, abort, promote a rollout
 
 
 P = Permission
@@ -34,11 +35,13 @@ _DOERS = _EVERYONE | {P.CHANGES_CREATE, P.CHANGES_EDIT, P.CHANGES_TRANSITION}
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "requester": frozenset(_DOERS),
-    "implementer": frozenset(_DOERS),
+    "implementer": frozenset(_DOERS | {P.ROLLOUTS_CONTROL}),
     "approver": frozenset(_DOERS),
-    "cab": frozenset(_DOERS),
+    "cab": frozenset(_DOERS | {P.ROLLOUTS_CONTROL}),
     "emergency-approver": frozenset(_DOERS),
-    "platform-lead": frozenset(_DOERS | {P.CATALOG_RELOAD, P.AUDIT_READ, P.BACKUPS_RESTORE}),
+    "platform-lead": frozenset(
+        _DOERS | {P.CATALOG_RELOAD, P.AUDIT_READ, P.BACKUPS_RESTORE, P.ROLLOUTS_CONTROL}
+    ),
     "customer-approver": frozenset(_EVERYONE),
     "auditor": frozenset(_EVERYONE - {P.CHANGES_COMMENT} | {P.AUDIT_READ}),
     "admin": frozenset(Permission),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from changegate.adapters import yamlsource
 from changegate.domain import analysis
@@ -17,6 +18,13 @@ from changegate.errors import InvalidInput, Problem
 
 def load_template(path: Path, *, display: str | None = None, max_bytes: int) -> analysis.Template:
     """The one AnalysisTemplate in a YAML or JSON file, validated (InvalidInput otherwise)."""
+    return load_template_document(path, display=display, max_bytes=max_bytes)[1]
+
+
+def load_template_document(
+    path: Path, *, display: str | None = None, max_bytes: int
+) -> tuple[Any, analysis.Template]:
+    """The document (plain JSON data, to keep) and the validated template of a file."""
     shown = display or str(path)
     raw = yamlsource.read_bytes(path, display=shown, max_bytes=max_bytes)
     documents = [d for d in yamlsource.load_bytes(raw, display=shown) if d.data is not None]
@@ -25,7 +33,8 @@ def load_template(path: Path, *, display: str | None = None, max_bytes: int) -> 
             [Problem(f"expected one AnalysisTemplate document, found {len(documents)}", shown)]
         )
     document = documents[0]
-    return analysis.parse_template(document.data, source=shown, locate=document.locate)
+    template = analysis.parse_template(document.data, source=shown, locate=document.locate)
+    return json.loads(json.dumps(document.data, default=str)), template
 
 
 def load_recorded(

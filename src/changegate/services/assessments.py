@@ -9,6 +9,7 @@ the change was not edited or closed meanwhile.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,13 +56,16 @@ def assess(
     catalog: catalog_model.Catalog,
     ctx: Context,
     change_id: str,
+    *,
+    gitops_workdir: Path | None = None,
 ) -> risk.Assessment:
     """Check the change's artifacts against the policy gates, score its risk, store both.
 
     Any state but closed and canceled may be assessed; every run is kept and the latest
     counts. The gate's report is stored with the assessment: its failing findings are the
     risk score's policy factor, its unwaived errors block authorization. Artifact paths are
-    relative to the PolicyConfig's `artifacts_root` (docs/policy.md). A standard change is
+    relative to the PolicyConfig's `artifacts_root` (docs/policy.md); the change's GitOps
+    commit ranges are read from the clone at `gitops_workdir`. A standard change is
     checked against its templates too (the result is on the `change.assessed` event); one
     covered while in Assess, with a passing gate, moves on to Authorize, authorized by the
     template (`change.authorized` with `via: template`). Refused for final changes;
@@ -96,7 +100,7 @@ def assess(
     history = risk.TeamHistory(
         team=team, category=change.spec.category, since=since, records=tuple(records)
     )
-    gate = policy_gate.check_change(catalog, change, now=now)
+    gate = policy_gate.check_change(catalog, change, now=now, gitops_workdir=gitops_workdir)
     result = risk.assess(
         change,
         analysed,

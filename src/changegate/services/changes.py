@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -184,8 +185,13 @@ def create(
     spec: ChangeSpec,
     *,
     source: str | None = None,
+    also: Callable[[sa.Connection, ChangeRequest], None] | None = None,
 ) -> ChangeRequest:
-    """File a new change as a draft, requested by the acting person."""
+    """File a new change as a draft, requested by the acting person.
+
+    `also` runs in the creating transaction after `change.created` is appended (so after
+    the audit head's lock is taken): what it writes commits with the change, what it raises
+    rolls the change back (`services.drift.open_change` records its findings so)."""
     ctx.actor.require(Permission.CHANGES_CREATE)
     _checked(catalog, spec, source)
     now = ctx.now()
@@ -193,6 +199,8 @@ def create(
     with db.transaction(engine) as conn:
         stored = change_store.insert(conn, draft)
         _audit(conn, ctx, "change.created", stored.id, None, stored.as_dict())
+        if also is not None:
+            also(conn, stored)
     return stored
 
 
@@ -340,13 +348,16 @@ def submit(
     catalog: catalog_model.Catalog,
     ctx: Context,
     change_id: str,
+    *,
+    gitops_workdir: Path | None = None,
     **kwargs: Any,
 ) -> ChangeRequest:
     """Send a draft on its way: normal and standard to Assess, emergency to Authorize.
 
     A standard change is assessed at once: when a template covers it, the assessment moves
-    it on to Authorize, authorized (`assessments.assess`); otherwise it waits in Assess to
-    be approved like a normal change, and the `change.assessed` event says why.
+    it on to Authorize, authorized (`assessments.assess`, its GitOps commits read from the
+    clone at `gitops_workdir`); otherwise it waits in Assess to be approved like a normal
+    change, and the `change.assessed` event says why.
     """
     ctx.actor.require(Permission.CHANGES_TRANSITION)
     with engine.connect() as conn:
@@ -363,7 +374,7 @@ def submit(
     moved = transition(engine, catalog, ctx, change_id, target, **kwargs)
     if moved.spec.type is not changes.ChangeType.STANDARD:
         return moved
-    assessments.assess(engine, catalog, ctx, moved.id)
+    assessments.assess(engine, catalog, ctx, moved.id, gitops_workdir=gitops_workdir)
     return get(engine, ctx, moved.id)
 
 

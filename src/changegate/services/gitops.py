@@ -228,6 +228,14 @@ def _map_old(
     return None if report.ignored else report
 
 
+def map_path(catalog: catalog_model.Catalog, path: str) -> FileReport:
+    """What one path of the GitOps repository targets through the catalog's patterns: the
+    target, its environment and the rule's category, or why it is ignored or unmatched."""
+    report = FileReport(path, "present")
+    _resolve(catalog, repository_of(catalog).spec.paths, report)
+    return report
+
+
 def _resolve(
     catalog: catalog_model.Catalog, rules: Sequence[gitops.PathRule], report: FileReport
 ) -> None:

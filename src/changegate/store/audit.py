@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,6 +119,24 @@ def iter_events(
             yield _from_row(row)
         yielded += len(rows)
         last = int(rows[-1].seq)
+
+
+def latest_of_objects(
+    conn: sa.Connection, object_type: str, object_ids: Sequence[str]
+) -> dict[str, audit.AuditEvent]:
+    """The latest event of each of these objects of one type (by the indexed object id)."""
+    found: dict[str, audit.AuditEvent] = {}
+    wanted = sorted(set(object_ids))
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            sa.select(audit_events)
+            .where(audit_events.c.object_id.in_(wanted[start : start + 500]))
+            .where(audit_events.c.object_type == object_type)
+            .order_by(audit_events.c.seq)
+        ).all()
+        for row in rows:
+            found[row.object_id] = _from_row(row)
+    return found
 
 
 def hash_at(conn: sa.Connection, seq: int) -> str | None:

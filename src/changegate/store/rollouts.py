@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from changegate.domain import canonical
 from changegate.domain.rollout import PlannedStep, RolloutStatus, StepKind, StepStatus
+from changegate.store.schema import changes as changes_table
 from changegate.store.schema import rollout_steps as steps_table
 from changegate.store.schema import rollouts as table
 
@@ -32,6 +33,8 @@ class Rollout:
     created_at: datetime
     created_by: str
     completed_at: datetime | None
+    config: dict[str, Any]
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class Step:
     last_error: str | None
     finished_at: datetime | None
     result: dict[str, Any] | None
+    progress: dict[str, Any] | None = None
 
     @property
     def planned(self) -> PlannedStep:
@@ -70,7 +74,11 @@ class Step:
             "last_error": self.last_error,
             "finished_at": text(self.finished_at),
             "result": self.result,
+            "progress": self.progress,
         }
+
+
+ACTIVE = tuple(status.value for status in RolloutStatus if status.active)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -87,6 +95,8 @@ def _rollout(row: sa.Row[Any]) -> Rollout:
         created_at=canonical.as_utc(row.created_at),
         created_by=row.created_by,
         completed_at=_utc(row.completed_at),
+        config=dict(row.config or {}),
+        reason=row.reason,
     )
 
 
@@ -105,6 +115,7 @@ def _step(row: sa.Row[Any], waves: int) -> Step:
         last_error=row.last_error,
         finished_at=_utc(row.finished_at),
         result=dict(row.result) if row.result is not None else None,
+        progress=dict(row.progress) if row.progress is not None else None,
     )
 
 
@@ -116,6 +127,7 @@ def create(
     now: datetime,
     by: str,
     bake_seconds: int,
+    config: dict[str, Any],
 ) -> Rollout:
     """Store a new rollout and its steps (the first due now)."""
     now = canonical.as_utc(now)
@@ -130,8 +142,19 @@ def create(
             created_at=now,
             created_by=by,
             completed_at=None,
+            config=config,
+            reason=None,
         )
     )
+    _insert_steps(conn, number, steps, now)
+    found = get(conn, number)
+    assert found is not None
+    return found
+
+
+def _insert_steps(
+    conn: sa.Connection, number: int, steps: Sequence[PlannedStep], now: datetime
+) -> None:
     conn.execute(
         sa.insert(steps_table),
         [
@@ -148,13 +171,11 @@ def create(
                 "last_error": None,
                 "finished_at": None,
                 "result": None,
+                "progress": None,
             }
             for step in steps
         ],
     )
-    found = get(conn, number)
-    assert found is not None
-    return found
 
 
 def get(conn: sa.Connection, number: int) -> Rollout | None:
@@ -182,7 +203,7 @@ def claim_next(
         sa.select(steps_table, table.c.waves)
         .join(table, table.c.change_id == steps_table.c.change_id)
         .where(
-            table.c.status == RolloutStatus.RUNNING.value,
+            table.c.status.in_(ACTIVE),
             steps_table.c.seq == table.c.position,
             steps_table.c.due_at <= now,
             sa.or_(
@@ -285,9 +306,192 @@ def release(conn: sa.Connection, step: Step, *, error: str, retry_at: datetime) 
     return done.rowcount == 1
 
 
-def complete(conn: sa.Connection, number: int, now: datetime) -> None:
+def wait(
+    conn: sa.Connection,
+    step: Step,
+    *,
+    until: datetime,
+    progress: dict[str, Any],
+    note: str | None = None,
+) -> bool:
+    """Give a claimed step back to be run again at `until`, keeping its progress; False when
+    the claim is no longer this worker's."""
+    done = conn.execute(
+        sa.update(steps_table)
+        .where(_held(step))
+        .values(
+            status=StepStatus.PENDING.value,
+            claimed_by=None,
+            lease_until=None,
+            due_at=canonical.as_utc(until),
+            progress=progress,
+            last_error=note[:2000] if note else None,
+        )
+    )
+    return done.rowcount == 1
+
+
+def fail(
+    conn: sa.Connection,
+    step: Step,
+    *,
+    now: datetime,
+    result: dict[str, Any],
+    reason: str,
+    status: RolloutStatus,
+    rollback: Sequence[PlannedStep],
+) -> bool:
+    """Record the claimed step FAILED (`step` may also be the current pending step of a
+    rollout a person aborts: then it is not held), skip the forward steps left, append the
+    rollback steps and move the rollout to them; False when the claim was lost."""
+    guard = _held(step) if step.status is StepStatus.RUNNING else _at(step)
+    done = conn.execute(
+        sa.update(steps_table)
+        .where(guard)
+        .values(
+            status=StepStatus.FAILED.value,
+            lease_until=None,
+            finished_at=canonical.as_utc(now),
+            result=result,
+        )
+    )
+    if done.rowcount != 1:
+        return False
+    conn.execute(
+        sa.update(steps_table)
+        .where(
+            steps_table.c.change_id == step.change_number,
+            steps_table.c.seq > step.seq,
+            steps_table.c.status == StepStatus.PENDING.value,
+        )
+        .values(status=StepStatus.SKIPPED.value, finished_at=canonical.as_utc(now))
+    )
+    _insert_steps(conn, step.change_number, rollback, now)
+    conn.execute(
+        sa.update(table)
+        .where(table.c.change_id == step.change_number)
+        .values(status=status.value, position=rollback[0].seq, reason=reason[:4000])
+    )
+    return True
+
+
+def _at(step: Step) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        steps_table.c.change_id == step.change_number,
+        steps_table.c.seq == step.seq,
+        steps_table.c.status == step.status.value,
+        steps_table.c.attempts == step.attempts,
+    )
+
+
+def last_seq(conn: sa.Connection, number: int) -> int:
+    found = conn.execute(
+        sa.select(sa.func.max(steps_table.c.seq)).where(steps_table.c.change_id == number)
+    ).scalar_one()
+    return int(found)
+
+
+def current_step(conn: sa.Connection, number: int) -> Step | None:
+    """The step at the rollout's position (None when it is past the last)."""
+    found = get(conn, number)
+    if found is None:
+        return None
+    row = conn.execute(
+        sa.select(steps_table).where(
+            steps_table.c.change_id == number, steps_table.c.seq == found.position
+        )
+    ).first()
+    return _step(row, found.waves) if row is not None else None
+
+
+def lock(conn: sa.Connection, number: int) -> Rollout | None:
+    """The rollout, its row locked for the transaction (PostgreSQL; SQLite holds the write
+    lock of a BEGIN IMMEDIATE transaction already)."""
+    row = conn.execute(
+        sa.select(table).where(table.c.change_id == number).with_for_update()
+    ).first()
+    return _rollout(row) if row is not None else None
+
+
+def set_status(
+    conn: sa.Connection,
+    number: int,
+    status: RolloutStatus,
+    *,
+    reason: str | None,
+    now: datetime | None = None,
+) -> None:
+    values: dict[str, Any] = {"status": status.value, "reason": reason}
+    if status.finished:
+        values["completed_at"] = canonical.as_utc(now) if now else None
+    conn.execute(sa.update(table).where(table.c.change_id == number).values(**values))
+
+
+def reset_step(conn: sa.Connection, step: Step, *, due_at: datetime) -> None:
+    """Make the step pending again from scratch (a person resumed it): no lease, no progress."""
+    conn.execute(
+        sa.update(steps_table)
+        .where(steps_table.c.change_id == step.change_number, steps_table.c.seq == step.seq)
+        .values(
+            status=StepStatus.PENDING.value,
+            claimed_by=None,
+            lease_until=None,
+            progress=None,
+            due_at=canonical.as_utc(due_at),
+        )
+    )
+
+
+def skip_step(conn: sa.Connection, step: Step, *, now: datetime, result: dict[str, Any]) -> None:
+    """Record the current step done on a person's word (promote) and move on."""
+    conn.execute(
+        sa.update(steps_table)
+        .where(steps_table.c.change_id == step.change_number, steps_table.c.seq == step.seq)
+        .values(
+            status=StepStatus.DONE.value,
+            claimed_by=None,
+            lease_until=None,
+            finished_at=canonical.as_utc(now),
+            result=result,
+        )
+    )
+    following = step.seq + 1
+    conn.execute(
+        sa.update(table).where(table.c.change_id == step.change_number).values(position=following)
+    )
+    conn.execute(
+        sa.update(steps_table)
+        .where(steps_table.c.change_id == step.change_number, steps_table.c.seq == following)
+        .values(due_at=canonical.as_utc(now))
+    )
+
+
+def complete(
+    conn: sa.Connection,
+    number: int,
+    now: datetime,
+    status: RolloutStatus = RolloutStatus.COMPLETE,
+) -> None:
     conn.execute(
         sa.update(table)
         .where(table.c.change_id == number)
-        .values(status=RolloutStatus.COMPLETE.value, completed_at=canonical.as_utc(now))
+        .values(status=status.value, completed_at=canonical.as_utc(now))
     )
+
+
+def changes_without_rollout(conn: sa.Connection, states: Sequence[str]) -> list[int]:
+    """Numbers of changes in `states` that have no rollout yet."""
+    rows = conn.execute(
+        sa.select(changes_table.c.id)
+        .outerjoin(table, table.c.change_id == changes_table.c.id)
+        .where(changes_table.c.state.in_(states), table.c.change_id.is_(None))
+        .order_by(changes_table.c.id)
+    ).all()
+    return [row.id for row in rows]
+
+
+def list_rollouts(conn: sa.Connection, statuses: Sequence[str] = ()) -> list[Rollout]:
+    query = sa.select(table).order_by(table.c.change_id)
+    if statuses:
+        query = query.where(table.c.status.in_(statuses))
+    return [_rollout(row) for row in conn.execute(query).all()]

@@ -308,9 +308,12 @@ backup_drills = sa.Table(
     sqlite_autoincrement=True,
 )
 
-# Rollouts (docs/rollout.md): one per change that reached Implementing and was started; its
-# steps (commit, sync, bake per wave) run in `seq` order, each claimed by one worker under a
-# lease (`claimed_by`, `lease_until`); `position` is the seq of the next step to run.
+# Rollouts (docs/rollout.md): one per change that reached Implementing; its steps (gate,
+# backup, commit, sync, verify, bake per wave; revert, restore, conclude when rolled back) run
+# in `seq` order, each claimed by one worker under a lease (`claimed_by`, `lease_until`);
+# `position` is the seq of the next step to run. `config` is the delivery settings frozen
+# when it started; `reason` why it paused or failed. A step keeps its `progress` between
+# turns (measurements so far, when the sync wait began).
 rollouts = sa.Table(
     "rollouts",
     metadata,
@@ -322,6 +325,8 @@ rollouts = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("created_by", sa.String(128), nullable=False),
     sa.Column("completed_at", UtcDateTime),
+    sa.Column("config", sa.JSON),
+    sa.Column("reason", sa.Text),
 )
 
 rollout_steps = sa.Table(
@@ -339,6 +344,7 @@ rollout_steps = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("finished_at", UtcDateTime),
     sa.Column("result", sa.JSON),
+    sa.Column("progress", sa.JSON),
     sa.UniqueConstraint("change_id", "wave", "kind", name="uq_rollout_steps_change_wave_kind"),
 )
 

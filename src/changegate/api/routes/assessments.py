@@ -106,7 +106,9 @@ def post_assessment(change_id: ChangeId, ctx: Moving, app: AppDep) -> JSONRespon
     canceled change is refused (403); an edit landing while it is assessed is a 409 conflict
     (nothing is written: assess it again). No body.
     """
-    found = assessment_service.assess(app.engine, app.catalog(), ctx, canonical_id(change_id))
+    found = assessment_service.assess(
+        app.engine, app.catalog(), ctx, canonical_id(change_id), gitops_workdir=app.gitops_workdir
+    )
     return JSONResponse(
         found.as_dict(), status_code=201, headers={"Location": _latest_url(found.change_id)}
     )

@@ -311,7 +311,14 @@ def _action(
         kwargs["expected_version"] = expected
     with precondition(from_header), fields_under("body"):
         if action == "submit":
-            moved = changes_service.submit(app.engine, app.catalog(), ctx, number, **kwargs)
+            moved = changes_service.submit(
+                app.engine,
+                app.catalog(),
+                ctx,
+                number,
+                gitops_workdir=app.gitops_workdir,
+                **kwargs,
+            )
         elif action == "resume":
             moved = changes_service.resume(app.engine, app.catalog(), ctx, number, **kwargs)
         else:

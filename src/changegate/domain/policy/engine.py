@@ -283,6 +283,7 @@ def _finding(rules: RuleSet, each: Rule, hit: Hit, context: CheckContext) -> Fin
         tenant=context.tenant_of(resource.namespace),
         subject=hit.subject,
         escalates=info.escalates,
+        commit=document.commit,
     )
 
 

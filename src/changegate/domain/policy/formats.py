@@ -247,6 +247,9 @@ def _result(
             "resource": {k: _json_text(v) for k, v in resource.as_dict().items()},
         },
     }
+    if finding.commit:
+        # The file as it is at this commit (a change's GitOps range), not in the work tree.
+        result["properties"]["commit"] = _json_text(finding.commit, 64)
     if finding.status is FindingStatus.WAIVED:
         result["suppressions"] = [
             {
@@ -488,6 +491,8 @@ def _case_body(members: Iterable[Finding], info: RuleInfo | None) -> str:
     lines: list[str] = []
     for finding in members:
         where = finding.file or "(no file)"
+        if finding.commit:
+            where = f"{finding.commit[:12]}:{where}"
         if _line(finding.line) is not None:
             where = f"{where}:{finding.line}"
         line = f"{where}: {finding.severity.value}: {_bounded(finding.message)}"

@@ -66,6 +66,8 @@ class Document:
     locator: Locator | None = field(default=None, repr=False, compare=False)
     # The file on disk, for rules that hand it to an outside tool (promtool).
     path: str | None = field(default=None, compare=False)
+    # The Git commit the file was read at (a change's GitOps range), or None: read from disk.
+    commit: str | None = None
 
     def locate(self, path: Path) -> int | None:
         """The line of the value at path, or of the document when it cannot be told."""
@@ -258,6 +260,13 @@ class Finding:
     waiver: str = ""  # the waiver letting it through, or an expired one that matched
     waiver_expired: bool = False
     escalates: bool = False  # needs a high-risk approval rather than blocking
+    commit: str | None = None  # the Git commit `file` was read at; None: from disk or stdin
+
+    @property
+    def where(self) -> str:
+        """`file:line`, as `commit:file:line` when read from Git (`git show commit:file`)."""
+        where = f"{self.commit[:12]}:{self.file}" if self.commit else self.file
+        return f"{where}:{self.line}" if self.line else where
 
     @property
     def failing_error(self) -> bool:
@@ -287,6 +296,7 @@ class Finding:
             "waiver": self.waiver,
             "waiver_expired": self.waiver_expired,
             "escalates": self.escalates,
+            "commit": self.commit,
         }
 
     @classmethod
@@ -314,6 +324,7 @@ class Finding:
             waiver=data["waiver"],
             waiver_expired=data["waiver_expired"],
             escalates=data["escalates"],
+            commit=data.get("commit"),  # reports stored before Git ranges were read have none
         )
 
 
