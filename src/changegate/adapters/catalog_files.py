@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from changegate.adapters import yamlsource
-from changegate.domain import catalog
+from changegate.domain import analysis, catalog
 from changegate.errors import InvalidInput, Problem
 
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
@@ -111,9 +111,56 @@ def load_catalog(
     commit, dirty = git_state(directory)
     with yamlsource.collector_paused():
         documents, digest = _parse_all(files, max_file_bytes)
-        return catalog.build(
-            documents, digest=digest, commit=commit, root=str(directory), dirty=dirty
+        templates = [doc for doc in documents if _is_analysis_template(doc.data)]
+        entities = [doc for doc in documents if not _is_analysis_template(doc.data)]
+        built = catalog.build(
+            entities, digest=digest, commit=commit, root=str(directory), dirty=dirty
         )
+    _check_templates(built, templates)
+    return built
+
+
+ANALYSIS_KINDS = frozenset({"AnalysisTemplate", "ClusterAnalysisTemplate"})
+
+
+def _is_analysis_template(data: object) -> bool:
+    """Argo Rollouts analysis templates live in the catalog folder beside the entities; the
+    GitOpsRepository's rollout names them by path (docs/rollout.md)."""
+    return (
+        isinstance(data, dict)
+        and str(data.get("apiVersion", "")).startswith("argoproj.io/")
+        and data.get("kind") in ANALYSIS_KINDS
+    )
+
+
+def _check_templates(built: catalog.Catalog, templates: list[yamlsource.SourceDocument]) -> None:
+    """Every analysis template the GitOpsRepository names exists and is valid (a template
+    in the folder that nothing names is still checked, so a typo shows before it is used)."""
+    problems: list[Problem] = []
+    by_file: dict[str, list[yamlsource.SourceDocument]] = {}
+    for doc in templates:
+        by_file.setdefault(doc.file or "", []).append(doc)
+        try:
+            analysis.parse_template(doc.data, source=doc.file, locate=doc.locate)
+        except InvalidInput as exc:
+            problems += exc.problems
+    repo = built.gitops_repository
+    if repo is not None:
+        for index, ref in enumerate(repo.spec.rollout.analysis):
+            found = by_file.get(ref.template, [])
+            if len(found) != 1:
+                what = "no AnalysisTemplate" if not found else f"{len(found)} AnalysisTemplates"
+                problems.append(
+                    Problem(
+                        f"{what} in {ref.template!r}: a rollout's template is one "
+                        "argoproj.io AnalysisTemplate file in the catalog folder",
+                        file=repo.file,
+                        line=repo.line,
+                        field=f"spec.rollout.analysis[{index}].template",
+                    )
+                )
+    if problems:
+        raise InvalidInput(problems)
 
 
 def _parse_all(
