@@ -481,10 +481,15 @@ class Clone(Repository):
         write nothing. PushRejected when another push landed first."""
 
         def stage(tip: str, env: Mapping[str, str]) -> None:
+            entries = []
             for path, content in sorted(files(tip).items()):
                 blob = self._run(["hash-object", "-w", "--stdin"], stdin=content).stdout
-                info = f"100644,{blob.decode().strip()},{path}"
-                self._run(["update-index", "--add", "--cacheinfo", info], extra_env=env)
+                entries.append(f"100644 {blob.decode().strip()}\t{path}\0".encode())
+            if entries:
+                # One index update for every file (the index is rewritten once, not per file).
+                self._run(
+                    ["update-index", "-z", "--index-info"], stdin=b"".join(entries), extra_env=env
+                )
 
         return self._write(branch, stage, message, trailers, identity, sign_key)
 

@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -28,9 +28,14 @@ from changegate.cli import gitops as gitops_cli
 from changegate.cli import output, reports, runtime
 from changegate.cli import policy as policy_cli
 from changegate.cli import retrospectives as retrospectives_cli
+from changegate.cli import rollouts as rollouts_cli
 from changegate.cli import windows as windows_cli
 from changegate.cli import worker as worker_cli
 from changegate.errors import ChangegateError
+
+if TYPE_CHECKING:
+    from changegate import bootstrap
+    from changegate import worker as worker_loop
 
 app = typer.Typer(
     name="changegate",
@@ -49,6 +54,7 @@ app.add_typer(windows_cli.app, name="windows")
 app.add_typer(analysis_cli.app, name="analysis")
 app.add_typer(gitops_cli.app, name="gitops")
 app.add_typer(backups_cli.app, name="backup")
+app.add_typer(rollouts_cli.app, name="rollout")
 app.command("calendar")(windows_cli.calendar_command)
 app.command("worker")(worker_cli.worker_command)
 app.command("drift")(drift_cli.drift_command)
@@ -177,8 +183,48 @@ def serve(
     application = state.app()
     loaded = application.catalog()
     output.note(f"catalog {directory} ({loaded.digest})")
-    # server.run prints the URL once it has checked the bind address; Ctrl-C stops it.
-    server.run(application, bind_host, bind_port)
+    server.check_bind(application, bind_host)
+    embedded = embed_worker(application)
+    try:
+        # server.run prints the URL once it has checked the bind address; Ctrl-C stops it.
+        server.run(application, bind_host, bind_port)
+    finally:
+        if embedded is not None:
+            embedded.stopping = True
+
+
+def embed_worker(application: bootstrap.App) -> worker_loop.Worker | None:
+    """Start serve's rollout worker in a thread, when a GitOps working copy is configured
+    and CHANGEGATE_WORKER_EMBEDDED is not false; say either way on stderr."""
+    from changegate import worker as worker_loop
+
+    settings = application.settings
+    if settings.gitops_workdir is None:
+        output.note(
+            "no rollout worker in this process: CHANGEGATE_GITOPS_WORKDIR is unset (set it to "
+            "a clone of the GitOps repository, or run `changegate worker` elsewhere)"
+        )
+        return None
+    if not settings.worker_embedded:
+        output.note(
+            "no rollout worker in this process: CHANGEGATE_WORKER_EMBEDDED is false (run "
+            "`changegate worker`)"
+        )
+        return None
+    delivery = application.delivery()
+    loop = worker_loop.Worker(
+        application.engine,
+        application.catalog,
+        delivery,
+        clock=application.clock,
+        note=output.note,
+    )
+    worker_loop.run_in_thread(loop)
+    output.note(
+        f"rollout worker {loop.name} runs in this process: it commits waves to "
+        f"{delivery.target.branch} through {settings.gitops_workdir}"
+    )
+    return loop
 
 
 @db_app.command("upgrade")

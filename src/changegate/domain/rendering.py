@@ -45,7 +45,7 @@ catastrophically. Everything here is pure: the worker reads Git and hands the by
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from changegate import errors
@@ -82,16 +82,20 @@ _KUSTOMIZE_KEYS = frozenset({"name", "newName", "newTag", "digest"})
 # --------------------------------------------------------------------------- tenant files
 
 
-def tenant_files(rules: Sequence[gitops.PathRule], paths: Iterable[str], tenant: str) -> list[str]:
-    """The paths whose deciding rule (the last that matches) captures `tenant`, sorted.
+def tenant_files(
+    rules: Sequence[gitops.PathRule], paths: Iterable[str], tenants: str | Collection[str]
+) -> list[str]:
+    """The paths whose deciding rule (the last that matches) captures one of `tenants` (one
+    id, or several: each path is matched once), sorted.
 
     Ignored paths are never a tenant's, and neither is a path a later, more general rule
     decides (that rule's target owns it).
     """
+    wanted = {tenants} if isinstance(tenants, str) else set(tenants)
     found: set[str] = set()
     for path in paths:
         match = gitops.match_path(rules, path)
-        if match is not None and not match.rule.ignore and match.captures.get("tenant") == tenant:
+        if match is not None and not match.rule.ignore and match.captures.get("tenant") in wanted:
             found.add(path)
     return sorted(found)
 

@@ -480,13 +480,11 @@ def _commit(catalog: catalog_model.Catalog, at: _Step, d: Delivery) -> Outcome:
         skipped.clear()
         if render:
             listing = dict(target.clone.tree(tip))
-            wanted: set[str] = set()
-            for tenant in at.tenants:
-                wanted.update(rendering.tenant_files(rules, listing, tenant))
-            blobs = target.clone.read_blobs([listing[p] for p in sorted(wanted)])
+            wanted = rendering.tenant_files(rules, listing, at.tenants)
+            blobs = target.clone.read_blobs([listing[p] for p in wanted])
             texts = {
                 path: blob.content
-                for path in sorted(wanted)
+                for path in wanted
                 if (blob := blobs.get(listing[path])) is not None and blob.content is not None
             }
             done = rendering.render_images(texts, pairs)
