@@ -278,7 +278,8 @@ def resume(
 def abort(
     ctx: typer.Context, change_id: ChangeId, reason: ReasonOption, as_json: JsonFlag = False
 ) -> None:
-    """Roll back as a failure would: revert the committed waves, close the change unsuccessful."""
+    """Roll back as a failure would: revert the current wave's commit (and the earlier waves'
+    with the rollback plan's `revert: all`), close the change unsuccessful."""
     _control(ctx, Action.ABORT, change_id, reason, as_json)
 
 

@@ -44,7 +44,14 @@ from changegate.domain.rollout import (
     StepStatus,
     Wait,
 )
-from changegate.errors import ChangegateError, InvalidInput, NotFound, Problem, Refused
+from changegate.errors import (
+    ChangegateError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Problem,
+    Refused,
+)
 from changegate.services import audit as audit_service
 from changegate.services import backups as backup_service
 from changegate.services import lifecycle
@@ -1046,7 +1053,8 @@ def control(
         elif action is Action.RESUME:
             rollout_store.set_status(conn, number, RolloutStatus.RUNNING, reason=None)
             if current.status is not StepStatus.RUNNING:
-                rollout_store.reset_step(conn, current, due_at=now)
+                # A paused bake keeps its end: resuming does not cut it short.
+                rollout_store.reset_step(conn, current, due_at=max(current.due_at, now))
             _audit(conn, ctx, "rollout.resumed", current, body)
         elif action is Action.PROMOTE:
             if current.status is StepStatus.RUNNING:
@@ -1065,7 +1073,7 @@ def control(
                     f"a worker is running {current.planned.key} now; abort again in a moment "
                     "(or pause first)"
                 )
-            _fail(
+            if not _fail(
                 conn,
                 ctx,
                 current,
@@ -1074,7 +1082,8 @@ def control(
                 {},
                 now,
                 aborted_by=ctx.actor.id,
-            )
+            ):
+                raise Conflict(f"a worker claimed {current.planned.key} just now; abort again")
         view = _view(conn, number)
         assert view is not None
         return view
