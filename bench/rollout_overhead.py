@@ -436,7 +436,11 @@ def change_data(environment: str, tenants: list[str]) -> dict[str, Any]:
 
 
 def implementing(
-    app: bootstrap.App, catalog: catalog_model.Catalog, tenants: list[str], count: int
+    app: bootstrap.App,
+    catalog: catalog_model.Catalog,
+    repos: Repos,
+    tenants: list[str],
+    count: int,
 ) -> tuple[str, list[scheduling.Wave], dict[str, Any]]:
     """The production change in Implementing, with `count` equal waves booked; its id, the
     waves and what the lifecycle said on the way."""
@@ -449,6 +453,22 @@ def implementing(
 
     staging = sorted(t.id for t in catalog.tenants.values() if t.spec.environment == "staging")
     shipped = change_service.create(app.engine, catalog, as_("alice"), spec("staging", staging[:1]))
+    # Promotion evidence is a staging change whose rollout completed: roll it out (one wave,
+    # no status source) and close it.
+    drive(app.engine, catalog, shipped.id, ChangeState.IMPLEMENTING, as_=as_)
+    slot = calendar_service.schedule_of(app.engine, catalog, as_("bob"), shipped.id).plan.waves[0]
+    at_slot = Context(actor=actor_for(catalog, "bob"), clock=lambda: slot.start)
+    rollout_service.start(app.engine, catalog, at_slot, shipped.id)
+    staging_delivery = rollout_service.Delivery(
+        rollout_service.GitTarget(git_adapter.Clone(repos.clone), "main")
+    )
+    Worker(app.engine, lambda: catalog, staging_delivery, clock=lambda: slot.start).run(once=True)
+    # The baseline starts from the same tree: its remote and clone get the staging commit too.
+    for target in (repos.base_remote, repos.base_clone):
+        subprocess.run(
+            ["git", "-C", str(repos.remote), "push", "--quiet", "--force", str(target), "main"],
+            check=True,
+        )
     drive(app.engine, catalog, shipped.id, ChangeState.CLOSED, as_=as_)
 
     change = change_service.create(app.engine, catalog, as_("alice"), spec("prod", tenants))
@@ -763,7 +783,7 @@ def main() -> None:
             try:
                 catalog = app.catalog()
                 say(f"{backend}: driving the change to Implementing ...")
-                change_id, waves, said = implementing(app, catalog, targeted, args.waves)
+                change_id, waves, said = implementing(app, catalog, repos, targeted, args.waves)
                 rollout_service.start(
                     app.engine,
                     catalog,

@@ -37,6 +37,7 @@ from changegate.adapters import git as git_adapter
 from changegate.domain import catalog as catalog_model
 from changegate.domain.changes import Category, ChangeState, CloseCode
 from changegate.domain.rollout import RolloutStatus, StepKind, StepStatus
+from changegate.services import approvals as approval_service
 from changegate.services import assessments as assessment_service
 from changegate.services import audit as audit_service
 from changegate.services import changes as change_service
@@ -287,6 +288,9 @@ def _run(
     """Run the worker until the change's rollout finishes; when nothing is due, jump the
     clock to the next instant something is (never backwards)."""
     ops = Context(actor=actor_for(worker.catalog(), "frank"), clock=clock)
+    view = None
+    notes: list[str] = []
+    worker.note = notes.append
     for _ in range(limit):
         worker.start_due()
         turn = worker.turn()
@@ -307,7 +311,7 @@ def _run(
         current = next(s for s in view.steps if s.seq == view.rollout.position)
         assert current.due_at > clock.now, current
         clock.now = current.due_at
-    raise AssertionError("the rollout did not finish")
+    raise AssertionError(f"the rollout did not finish: {notes} {view.as_dict() if view else None}")
 
 
 def _setup(
@@ -327,39 +331,65 @@ def _setup(
     return app, app.catalog(), remote, clone, ArgoStandIn(remote)
 
 
-def _staging_evidence(app: bootstrap.App, catalog: catalog_model.Catalog) -> None:
-    """The same digest shipped to staging by a change closed successful (promotion)."""
+def _staging_evidence(
+    app: bootstrap.App,
+    catalog: catalog_model.Catalog,
+    worker: Worker,
+    clock: VirtualClock,
+    exporter: Exporter,
+    prometheus: str,
+) -> str:
+    """The same digest shipped to staging by a change whose rollout was verified and which
+    closed successful (the promotion evidence); its id."""
     staging = next(t for t, e in catalog.tenants.items() if e.spec.environment == "staging")
+    exporter.ratios[staging] = 0.01
+    _until_scraped(prometheus, (staging,), 0.01)
     spec = change_spec(
         environment="staging",
         category="application-release",
         targets={"tenants": [staging]},
         artifacts={"images": [{"ref": NEW_TAG, "digest": DIGEST}]},
     )
-    alice = Context(actor=actor_for(catalog, "alice"))
+    alice = Context(actor=actor_for(catalog, "alice"), clock=clock)
     made = change_service.create(app.engine, catalog, alice, spec)
-    drive(app.engine, catalog, made.id, S.CLOSED)
+    drive(app.engine, catalog, made.id, S.SCHEDULED, as_=_at(catalog, clock))
+    view = _run(app, worker, clock, made.id)
+    assert view.rollout.status is RolloutStatus.COMPLETE, view.as_dict()
+    bob = Context(actor=actor_for(catalog, "bob"), clock=clock)
+    change_service.transition(
+        app.engine, catalog, bob, made.id, S.CLOSED, close_code=CloseCode.SUCCESSFUL
+    )
+    return made.id
+
+
+def _at(catalog: catalog_model.Catalog, clock: VirtualClock) -> Any:
+    """People acting at the virtual clock's instant."""
+    return lambda person: Context(actor=actor_for(catalog, person), clock=clock)
 
 
 def _from_git(
     app: bootstrap.App,
     catalog: catalog_model.Catalog,
     clone: Path,
+    clock: VirtualClock,
     *,
     category: Category | None = None,
 ) -> str:
     """File the change from the release branch's diff, assess it on the commit, authorize
-    and schedule it."""
-    alice = Context(actor=actor_for(catalog, "alice"))
+    and schedule it (everyone acting at the virtual clock's instant)."""
+    alice = Context(actor=actor_for(catalog, "alice"), clock=clock)
     git(clone, "fetch", "--quiet", "origin")
+    # The pull request's range: from where the branch left main (which has moved on since:
+    # the staging rollout committed to it) to the branch's tip.
+    base = git(clone, "merge-base", "origin/main", "origin/release")
     change, found = gitops_service.from_git(
-        app.engine, catalog, alice, clone, "origin/main..origin/release", category=category
+        app.engine, catalog, alice, clone, f"{base}..origin/release", category=category
     )
     assert sorted(change.spec.targets.tenants) == sorted(TENANTS), found
     assert [(i.ref, i.digest) for i in change.spec.artifacts.images] == [(NEW_TAG, DIGEST)]
     change_service.submit(app.engine, catalog, alice, change.id)
     assessment_service.assess(app.engine, catalog, alice, change.id, gitops_workdir=clone)
-    drive(app.engine, catalog, change.id, S.SCHEDULED)
+    drive(app.engine, catalog, change.id, S.SCHEDULED, as_=_at(catalog, clock))
     return change.id
 
 
@@ -403,17 +433,23 @@ def test_a_change_from_a_git_diff_is_rolled_out_in_three_verified_waves_and_clos
     tmp_path: Path,
     sample_dir: Path,
     prometheus_url: str,  # noqa: F811
+    exporter: Exporter,
     pg_tenants: tuple[dict[str, str], Path],
 ) -> None:
     app, catalog, remote, clone, argo = _setup(tmp_path, sample_dir, prometheus_url, pg_tenants)
     try:
-        _staging_evidence(app, catalog)
-        change_id = _from_git(app, catalog, clone)
         clock = VirtualClock(datetime.now().astimezone())
         worker = _worker(app, catalog, clone, argo, clock, pg_tenants[1], tmp_path)
+        staged = _staging_evidence(app, catalog, worker, clock, exporter, prometheus_url)
+        change_id = _from_git(app, catalog, clone, clock)
         view = _run(app, worker, clock, change_id)
     finally:
         argo.close()
+    # The production change's promotion names the verified staging change.
+    ops = Context(actor=actor_for(catalog, "bob"), clock=clock)
+    promoted = approval_service.authorization(app.engine, catalog, ops, change_id).promotion
+    assert promoted is not None
+    assert [e.change_id for e in promoted.evidence] == [staged]
 
     assert view.rollout.status is RolloutStatus.COMPLETE, view.as_dict()
     commits = wave_commits(remote, change_id)
@@ -431,11 +467,11 @@ def test_a_change_from_a_git_diff_is_rolled_out_in_three_verified_waves_and_clos
         assert all(m["value"] == [0.01] for m in run["metrics"][0]["measurements"])
     syncs = [s for s in view.steps if s.kind is StepKind.SYNC]
     assert [s.result and s.result["verdict"] for s in syncs] == ["delivered"] * 3
-    assert {tenant for tenant, _ in argo.asked} == set(TENANTS)
+    staging = change_service.get(app.engine, ops, staged).spec.targets.tenants
+    assert {tenant for tenant, _ in argo.asked} == {*TENANTS, *staging}
     # No database is touched by an image release: no backup.
     assert all(s.result == {"needed": False} for s in view.steps if s.kind is StepKind.BACKUP)
 
-    ops = Context(actor=actor_for(catalog, "bob"), clock=clock)
     change = change_service.get(app.engine, ops, change_id)
     assert change.state is S.REVIEW
     closed = change_service.transition(
@@ -456,10 +492,10 @@ def test_a_metric_failing_in_wave_2_reverts_it_restores_its_database_and_stops(
     databases, service_file = pg_tenants
     app, catalog, remote, clone, argo = _setup(tmp_path, sample_dir, prometheus_url, pg_tenants)
     try:
-        _staging_evidence(app, catalog)
-        change_id = _from_git(app, catalog, clone, category=Category.DATABASE_MIGRATION)
         clock = VirtualClock(datetime.now().astimezone())
         worker = _worker(app, catalog, clone, argo, clock, service_file, tmp_path)
+        _staging_evidence(app, catalog, worker, clock, exporter, prometheus_url)
+        change_id = _from_git(app, catalog, clone, clock, category=Category.DATABASE_MIGRATION)
         ops = Context(actor=actor_for(catalog, "frank"), clock=clock)
         touched: dict[str, str] = {}
 

@@ -481,17 +481,43 @@ class Clone(Repository):
         write nothing. PushRejected when another push landed first."""
 
         def stage(tip: str, env: Mapping[str, str]) -> None:
-            entries = []
-            for path, content in sorted(files(tip).items()):
-                blob = self._run(["hash-object", "-w", "--stdin"], stdin=content).stdout
-                entries.append(f"100644 {blob.decode().strip()}\t{path}\0".encode())
-            if entries:
-                # One index update for every file (the index is rewritten once, not per file).
-                self._run(
-                    ["update-index", "-z", "--index-info"], stdin=b"".join(entries), extra_env=env
-                )
+            wanted = sorted(files(tip).items())
+            if not wanted:
+                return
+            blobs = self._hash_objects([content for _path, content in wanted])
+            entries = [
+                f"100644 {blob}\t{path}\0".encode()
+                for (path, _), blob in zip(wanted, blobs, strict=True)
+            ]
+            # One index update for every file (the index is rewritten once, not per file).
+            self._run(
+                ["update-index", "-z", "--index-info"], stdin=b"".join(entries), extra_env=env
+            )
 
         return self._write(branch, stage, message, trailers, identity, sign_key)
+
+    def _hash_objects(self, contents: Sequence[bytes]) -> list[str]:
+        """Write the contents as blobs with one `git hash-object` process (through files in a
+        private folder of the git directory, named by position); their ids, in order."""
+        git_dir = Path(self._run(["rev-parse", "--absolute-git-dir"]).stdout.decode().strip())
+        folder = git_dir / f"changegate-blobs-{os.getpid()}-{uuid.uuid4().hex}"
+        folder.mkdir()
+        try:
+            names = []
+            for index, content in enumerate(contents):
+                path = folder / str(index)
+                path.write_bytes(content)
+                names.append(str(path))
+            done = self._run(
+                ["hash-object", "-w", "--no-filters", "--stdin-paths"],
+                stdin=("\n".join(names) + "\n").encode(),
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        found = done.stdout.decode().split()
+        if len(found) != len(contents):
+            raise _fail(f"git hash-object gave {len(found)} ids for {len(contents)} files")
+        return found
 
     def revert(
         self,

@@ -8,9 +8,10 @@ that closed successful: the same digest, not a rebuild of the same tag (a tag na
 that can be compared). Emergency changes are exempt (they go out before staging has run; the
 CAB's retrospective looks at them), and so are changes that ship no image.
 
-Until the GitOps rollout records a verified implementation, "implemented successfully" means
-closed with the close code `successful`; the rollout will tighten it to "verified".
-Pure: the candidates are read by the caller.
+"Implemented successfully" means closed with the close code `successful`; where the catalog
+declares a GitOps repository (changes are delivered by rollouts), also that the change's
+rollout completed: every wave synced, verified by its analysis and probes, and baked (the
+caller keeps only those candidates). Pure: the candidates are read by the caller.
 """
 
 from __future__ import annotations

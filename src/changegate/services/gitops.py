@@ -22,6 +22,7 @@ from changegate.adapters import git as git_adapter
 from changegate.adapters import policy_inputs, yamlsource
 from changegate.domain import catalog as catalog_model
 from changegate.domain import gitops
+from changegate.domain import rollout as rollout_model
 from changegate.domain.changes import (
     Artifacts,
     Category,
@@ -239,6 +240,11 @@ def map_path(catalog: catalog_model.Catalog, path: str) -> FileReport:
 def _resolve(
     catalog: catalog_model.Catalog, rules: Sequence[gitops.PathRule], report: FileReport
 ) -> None:
+    if report.path.startswith(rollout_model.ROLLOUT_FOLDER + "/"):
+        # changegate's own wave files (docs/rollout.md): bookkeeping of changes already
+        # authorized, never the subject of a new one.
+        report.ignored = True
+        return
     match = gitops.match_path(rules, report.path)
     if match is None:
         report.unmatched = "no pattern matches this path"

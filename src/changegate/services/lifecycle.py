@@ -40,6 +40,7 @@ from changegate.store import approvals as approval_store
 from changegate.store import assessments as assessment_store
 from changegate.store import changes as change_store
 from changegate.store import policy_reports as policy_store
+from changegate.store import rollouts as rollout_store
 from changegate.store import schedules as schedule_store
 
 S = ChangeState
@@ -201,6 +202,11 @@ def promotion_of(
     """The production change's promotion from the environment before it (domain.promotion)."""
     source = promotion_model.applies(catalog, change)
     candidates = change_store.closed_successful(conn, source) if source is not None else []
+    if catalog.gitops_repository is not None:
+        # Changes are delivered by rollouts here: only a rollout that completed (every wave
+        # synced, verified and baked) makes a staging change verified evidence.
+        complete = rollout_store.complete_among(conn, [c.number for c in candidates])
+        candidates = [c for c in candidates if c.number in complete]
     return promotion_model.evaluate(catalog, change, candidates)
 
 

@@ -295,7 +295,11 @@ def start(
             raise Refused(
                 f"{change.id} is {change.state.value}: a rollout starts when it is implementing"
             )
-        _create(conn, catalog, ctx, change, bake=bake)
+        try:
+            with conn.begin_nested():
+                _create(conn, catalog, ctx, change, bake=bake)
+        except sa.exc.IntegrityError:
+            pass  # another door or worker started it at the same moment: that one stands
         view = _view(conn, number)
         assert view is not None
         return view
@@ -401,6 +405,13 @@ def _gate(conn: sa.Connection, catalog: catalog_model.Catalog, at: _Step) -> Out
         return Fail(f"{change.id} was canceled while implementing")
     if change.state is not ChangeState.IMPLEMENTING:
         return Pause(f"{change.id} is {change.state.value}, not implementing")
+    waves = schedule_store.of_change(conn, change.number)
+    result: dict[str, Any] = {"content_hash": change.content_hash}
+    if waves:
+        slot = waves[step.wave - 1]
+        if canonical.as_utc(slot.start) > at.now:
+            return Wait(slot.start, note=f"wave {step.wave} opens at {slot.start.isoformat()}")
+        result["slot"] = {"start": canonical.to_utc_text(slot.start)}
     started_with = at.config.get("content_hash")
     if started_with and change.content_hash != started_with:
         return Pause(
@@ -413,13 +424,7 @@ def _gate(conn: sa.Connection, catalog: catalog_model.Catalog, at: _Step) -> Out
     found = lifecycle.authorization(conn, catalog, change, at.rollout.created_at)
     if not found.authorized:
         return Pause(f"{change.id} is no longer authorized: {found.reason}")
-    result: dict[str, Any] = {"authorized": found.via, "content_hash": change.content_hash}
-    waves = schedule_store.of_change(conn, change.number)
-    if waves:
-        slot = waves[step.wave - 1]
-        if canonical.as_utc(slot.start) > at.now:
-            return Wait(slot.start, note=f"wave {step.wave} opens at {slot.start.isoformat()}")
-        result["slot"] = {"start": canonical.to_utc_text(slot.start)}
+    result["authorized"] = found.via
     if step.wave > 1:
         # Wave 1 started through the lifecycle's calendar gate (and any override) a moment
         # ago; each later wave is checked against the calendar as it is now.
@@ -1063,7 +1068,8 @@ def control(
                 )
             rollout_store.set_status(conn, number, RolloutStatus.RUNNING, reason=None)
             result = {"promoted_by": ctx.actor.id, "reason": text}
-            rollout_store.skip_step(conn, current, now=now, result=result)
+            if not rollout_store.skip_step(conn, current, now=now, result=result):
+                raise Conflict(f"a worker claimed {current.planned.key} just now; promote again")
             _audit(conn, ctx, "rollout.promoted", current, body)
             if current.seq == rollout_store.last_seq(conn, number):
                 _finish(conn, catalog, ctx, current, Done(result))

@@ -442,11 +442,12 @@ def reset_step(conn: sa.Connection, step: Step, *, due_at: datetime) -> None:
     )
 
 
-def skip_step(conn: sa.Connection, step: Step, *, now: datetime, result: dict[str, Any]) -> None:
-    """Record the current step done on a person's word (promote) and move on."""
-    conn.execute(
+def skip_step(conn: sa.Connection, step: Step, *, now: datetime, result: dict[str, Any]) -> bool:
+    """Record the current step done on a person's word (promote) and move on; False, with
+    nothing changed, when a worker claimed it meanwhile."""
+    done = conn.execute(
         sa.update(steps_table)
-        .where(steps_table.c.change_id == step.change_number, steps_table.c.seq == step.seq)
+        .where(_at(step))
         .values(
             status=StepStatus.DONE.value,
             claimed_by=None,
@@ -455,6 +456,8 @@ def skip_step(conn: sa.Connection, step: Step, *, now: datetime, result: dict[st
             result=result,
         )
     )
+    if done.rowcount != 1:
+        return False
     following = step.seq + 1
     conn.execute(
         sa.update(table).where(table.c.change_id == step.change_number).values(position=following)
@@ -464,6 +467,7 @@ def skip_step(conn: sa.Connection, step: Step, *, now: datetime, result: dict[st
         .where(steps_table.c.change_id == step.change_number, steps_table.c.seq == following)
         .values(due_at=canonical.as_utc(now))
     )
+    return True
 
 
 def complete(
@@ -495,3 +499,16 @@ def list_rollouts(conn: sa.Connection, statuses: Sequence[str] = ()) -> list[Rol
     if statuses:
         query = query.where(table.c.status.in_(statuses))
     return [_rollout(row) for row in conn.execute(query).all()]
+
+
+def complete_among(conn: sa.Connection, numbers: Sequence[int]) -> set[int]:
+    """Which of these changes have a complete rollout."""
+    if not numbers:
+        return set()
+    rows = conn.execute(
+        sa.select(table.c.change_id).where(
+            table.c.change_id.in_(list(numbers)),
+            table.c.status == RolloutStatus.COMPLETE.value,
+        )
+    ).all()
+    return {row.change_id for row in rows}
