@@ -1068,7 +1068,12 @@ def control(
                 )
             rollout_store.set_status(conn, number, RolloutStatus.RUNNING, reason=None)
             result = {"promoted_by": ctx.actor.id, "reason": text}
-            if not rollout_store.skip_step(conn, current, now=now, result=result):
+            following = plan_model.due_after(
+                current.planned, now, timedelta(seconds=found.bake_seconds)
+            )
+            if not rollout_store.skip_step(
+                conn, current, now=now, result=result, next_due=following
+            ):
                 raise Conflict(f"a worker claimed {current.planned.key} just now; promote again")
             _audit(conn, ctx, "rollout.promoted", current, body)
             if current.seq == rollout_store.last_seq(conn, number):

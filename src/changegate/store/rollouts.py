@@ -265,11 +265,24 @@ def finish(
     """Record the claimed step done and move its rollout to the next step (due `next_due`);
     False, changing nothing, when the claim is no longer this worker's (its lease expired
     and another worker took the step)."""
+    return _done(conn, step, _held(step), now=now, result=result, next_due=next_due)
+
+
+def _done(
+    conn: sa.Connection,
+    step: Step,
+    guard: sa.ColumnElement[bool],
+    *,
+    now: datetime,
+    result: dict[str, Any],
+    next_due: datetime,
+) -> bool:
     done = conn.execute(
         sa.update(steps_table)
-        .where(_held(step))
+        .where(guard)
         .values(
             status=StepStatus.DONE.value,
+            claimed_by=step.claimed_by if step.status is StepStatus.RUNNING else None,
             lease_until=None,
             finished_at=canonical.as_utc(now),
             result=result,
@@ -442,32 +455,12 @@ def reset_step(conn: sa.Connection, step: Step, *, due_at: datetime) -> None:
     )
 
 
-def skip_step(conn: sa.Connection, step: Step, *, now: datetime, result: dict[str, Any]) -> bool:
-    """Record the current step done on a person's word (promote) and move on; False, with
-    nothing changed, when a worker claimed it meanwhile."""
-    done = conn.execute(
-        sa.update(steps_table)
-        .where(_at(step))
-        .values(
-            status=StepStatus.DONE.value,
-            claimed_by=None,
-            lease_until=None,
-            finished_at=canonical.as_utc(now),
-            result=result,
-        )
-    )
-    if done.rowcount != 1:
-        return False
-    following = step.seq + 1
-    conn.execute(
-        sa.update(table).where(table.c.change_id == step.change_number).values(position=following)
-    )
-    conn.execute(
-        sa.update(steps_table)
-        .where(steps_table.c.change_id == step.change_number, steps_table.c.seq == following)
-        .values(due_at=canonical.as_utc(now))
-    )
-    return True
+def skip_step(
+    conn: sa.Connection, step: Step, *, now: datetime, result: dict[str, Any], next_due: datetime
+) -> bool:
+    """Record the current (not claimed) step done on a person's word (promote) and move on;
+    False, with nothing changed, when a worker claimed it meanwhile."""
+    return _done(conn, step, _at(step), now=now, result=result, next_due=next_due)
 
 
 def complete(

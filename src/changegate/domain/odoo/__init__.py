@@ -1,0 +1,1 @@
+"""Odoo-aware changes (issue 7): addons, versions, checksums, upgrade plans per tenant."""
