@@ -261,7 +261,7 @@ def _fleet(tmp_path: Path) -> tuple[Path, Path]:
     git(clone, "checkout", "--quiet", "-b", "release")
     for tenant in TENANTS:
         path = clone / "tenants" / tenant / "odoo.yaml"
-        path.write_text(path.read_text().replace(OLD, f"{NEW_TAG}@{DIGEST}"))
+        path.write_text(_released(tenant))
     git(clone, "commit", "--quiet", "-am", "Odoo 17.0-20261120")
     git(clone, "push", "--quiet", "origin", "release")
     git(clone, "checkout", "--quiet", "main")
@@ -425,6 +425,12 @@ def _deployment(tenant: str, image: str) -> str:
     return "".join(lines)
 
 
+def _released(tenant: str) -> str:
+    """The tenant's file on the release branch: the new image, and one more replica (a change
+    beyond images, which the rollout carries wave by wave too)."""
+    return _deployment(tenant, f"{NEW_TAG}@{DIGEST}").replace("replicas: 2", "replicas: 3")
+
+
 def _values(remote: Path, tenant: str) -> str:
     return git(remote, "show", f"main:tenants/{tenant}/odoo.yaml")
 
@@ -441,7 +447,7 @@ def test_a_change_from_a_git_diff_is_rolled_out_in_three_verified_waves_and_clos
         clock = VirtualClock(datetime.now().astimezone())
         worker = _worker(app, catalog, clone, argo, clock, pg_tenants[1], tmp_path)
         staged = _staging_evidence(app, catalog, worker, clock, exporter, prometheus_url)
-        change_id = _from_git(app, catalog, clone, clock)
+        change_id = _from_git(app, catalog, clone, clock, category=Category.APPLICATION_RELEASE)
         view = _run(app, worker, clock, change_id)
     finally:
         argo.close()
@@ -454,9 +460,15 @@ def test_a_change_from_a_git_diff_is_rolled_out_in_three_verified_waves_and_clos
     assert view.rollout.status is RolloutStatus.COMPLETE, view.as_dict()
     commits = wave_commits(remote, change_id)
     assert [c["Wave"] for c in commits] == ["1/3", "2/3", "3/3"]
-    # Each tenant's values were rendered to the new image, comments and layout kept.
+    # Each tenant's file is as the release branch has it: the pull request's diff carried
+    # wave by wave (the new image and the replica), comments and layout kept.
     for tenant in TENANTS:
-        assert _values(remote, tenant) == _deployment(tenant, f"{NEW_TAG}@{DIGEST}").strip()
+        assert _values(remote, tenant) == _released(tenant).strip()
+    commits_steps = [s for s in view.steps if s.kind is StepKind.COMMIT]
+    for step in commits_steps:
+        assert step.result is not None
+        carried = step.result["carried"]["paths"]
+        assert carried and all(p.startswith("tenants/") for p in carried)
     verify = [s for s in view.steps if s.kind is StepKind.VERIFY]
     assert len(verify) == 3
     for step in verify:
@@ -526,8 +538,8 @@ def test_a_metric_failing_in_wave_2_reverts_it_restores_its_database_and_stops(
     assert revert["Reverts"] == wave2["sha"]
     wave1_tenants = _wave_tenants(app, catalog, ops, change_id, 1)
     for tenant in TENANTS:
-        expected = f"{NEW_TAG}@{DIGEST}" if tenant in wave1_tenants else OLD
-        assert f"image: {expected}\n" in _values(remote, tenant), tenant
+        expected = _released(tenant) if tenant in wave1_tenants else _deployment(tenant, OLD)
+        assert _values(remote, tenant) == expected.strip(), tenant
     # The touched database is back as it was before the change.
     assert touched
     for name in touched.values():

@@ -402,6 +402,15 @@ def _path(raw: bytes) -> str:
 GIT_IDENTITY = ("changegate", "changegate@localhost")
 
 
+@dataclass(frozen=True, slots=True)
+class Carry:
+    """A commit range whose diff on some paths a commit carries onto the branch."""
+
+    start: str
+    end: str
+    paths: tuple[str, ...]
+
+
 class PushRejected(Exception):
     """The remote refused the push (another commit landed first): fetch and try again."""
 
@@ -474,13 +483,17 @@ class Clone(Repository):
         trailers: dict[str, str],
         identity: tuple[str, str] = GIT_IDENTITY,
         sign_key: str | None = None,
+        carry: Carry | None = None,
     ) -> PushedCommit:
         """Write the files `files(tip)` returns (path -> content, computed from the remote
         branch's tip) in one commit with `message` (which carries the `trailers`) and push
         it; when a commit with those trailers is already on the remote branch, return it and
-        write nothing. PushRejected when another push landed first."""
+        write nothing. PushRejected when another push landed first. With `carry`, the diff
+        of that range on those paths is applied first (three-way, onto the tip)."""
 
         def stage(tip: str, env: Mapping[str, str]) -> None:
+            if carry is not None and carry.paths:
+                self._apply_range(carry, env, branch)
             wanted = sorted(files(tip).items())
             if not wanted:
                 return
@@ -495,6 +508,26 @@ class Clone(Repository):
             )
 
         return self._write(branch, stage, message, trailers, identity, sign_key)
+
+    def _apply_range(self, carry: Carry, env: Mapping[str, str], branch: str) -> None:
+        """Apply `git diff start end -- paths` to the private index, three-way."""
+        diff = self._run(
+            ["diff", "--binary", "--full-index", carry.start, carry.end, "--", *carry.paths]
+        )
+        if not diff.stdout:
+            return
+        applied = self._run(
+            ["apply", "--cached", "--3way", "--whitespace=nowarn", "-"],
+            stdin=diff.stdout,
+            extra_env=env,
+            check=False,
+        )
+        if applied.returncode != 0:
+            raise _fail(
+                f"cannot carry {carry.start[:12]}..{carry.end[:12]} onto {branch}: the branch "
+                f"changed the same lines since ({_first_line(applied.stderr)})",
+                "commit",
+            )
 
     def _hash_objects(self, contents: Sequence[bytes]) -> list[str]:
         """Write the contents as blobs with one `git hash-object` process (through files in a

@@ -30,6 +30,7 @@ from changegate.adapters import probes as probe_adapter
 from changegate.adapters import prometheus as prometheus_adapter
 from changegate.domain import analysis, canonical, changes, godurations, health, impact, rendering
 from changegate.domain import catalog as catalog_model
+from changegate.domain import gitops as gitops_model
 from changegate.domain import rollout as plan_model
 from changegate.domain.changes import Category, ChangeRequest, ChangeState, CloseCode
 from changegate.domain.permissions import Permission
@@ -485,6 +486,7 @@ def _commit(catalog: catalog_model.Catalog, at: _Step, d: Delivery) -> Outcome:
     render = bool(at.config.get("render")) and bool(pairs) and bool(rules)
     rendered: list[str] = []
     skipped: list[tuple[str, str]] = []
+    carry = _carry(catalog, at, target)
 
     def files(tip: str) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -492,7 +494,11 @@ def _commit(catalog: catalog_model.Catalog, at: _Step, d: Delivery) -> Outcome:
         skipped.clear()
         if render:
             listing = dict(target.clone.tree(tip))
-            wanted = rendering.tenant_files(rules, listing, at.tenants)
+            # Files the change's own range carries are as the range has them already.
+            carried = set(carry.paths) if carry is not None else set()
+            wanted = [
+                p for p in rendering.tenant_files(rules, listing, at.tenants) if p not in carried
+            ]
             blobs = target.clone.read_blobs([listing[p] for p in wanted])
             texts = {
                 path: blob.content
@@ -520,6 +526,7 @@ def _commit(catalog: catalog_model.Catalog, at: _Step, d: Delivery) -> Outcome:
         message,
         trailers=plan_model.trailers(change.id, step.wave, step.waves),
         sign_key=target.sign_key,
+        carry=carry,
     )
     result: dict[str, Any] = {
         "commit": pushed.sha,
@@ -528,10 +535,43 @@ def _commit(catalog: catalog_model.Catalog, at: _Step, d: Delivery) -> Outcome:
         "path": plan_model.wave_path(change.id, step.wave),
         "tenants": len(at.tenants),
     }
+    if carry is not None:
+        result["carried"] = {"range": f"{carry.start}..{carry.end}", "paths": list(carry.paths)}
     if pushed.created:
         result["rendered"] = sorted(rendered)
         result["skipped"] = [list(item) for item in skipped]
     return Done(result)
+
+
+def _carry(
+    catalog: catalog_model.Catalog, at: _Step, target: GitTarget
+) -> git_adapter.Carry | None:
+    """The part of a change filed from the GitOps repository's own commits that this wave
+    carries: the range's diff on the wave tenants' files; files that target no tenant (a
+    service's, a cluster's) go with wave 1. None for other changes."""
+    repository = at.config.get("repository")
+    ranges = [g for g in at.change.spec.artifacts.git if g.repo == repository]
+    repo = catalog.gitops_repository
+    if not ranges or repo is None:
+        return None
+    found = ranges[0]
+    clone = target.clone
+    if not clone.has_ref(f"{found.to_commit}^{{commit}}"):
+        clone.fetch_refs("origin", ["+refs/heads/*:refs/remotes/origin/*"])
+    start = found.from_commit or f"{found.to_commit}^"
+    changed = clone.changed_files(start, found.to_commit)
+    paths = {p for f in changed for p in (f.path, f.old_path) if p}
+    mine = set(rendering.tenant_files(repo.spec.paths, paths, at.tenants))
+    if at.step.wave == 1:
+        tenants_anywhere = {
+            p
+            for p in paths
+            if (m := gitops_model.match_path(repo.spec.paths, p)) is not None
+            and "tenant" in m.captures
+        }
+        mine |= paths - tenants_anywhere
+    mine = {p for p in mine if not p.startswith(plan_model.ROLLOUT_FOLDER + "/")}
+    return git_adapter.Carry(start, found.to_commit, tuple(sorted(mine)))
 
 
 def _applications(catalog: catalog_model.Catalog, at: _Step) -> list[str]:
