@@ -25,6 +25,8 @@ from changegate.cli import catalog as catalog_cli
 from changegate.cli import changes as changes_cli
 from changegate.cli import drift as drift_cli
 from changegate.cli import gitops as gitops_cli
+from changegate.cli import odoo as odoo_cli
+from changegate.cli import odoo_plan as odoo_plan_cli
 from changegate.cli import output, reports, runtime
 from changegate.cli import policy as policy_cli
 from changegate.cli import retrospectives as retrospectives_cli
@@ -55,6 +57,8 @@ app.add_typer(analysis_cli.app, name="analysis")
 app.add_typer(gitops_cli.app, name="gitops")
 app.add_typer(backups_cli.app, name="backup")
 app.add_typer(rollouts_cli.app, name="rollout")
+app.add_typer(odoo_cli.app, name="odoo")
+odoo_cli.app.command("plan")(odoo_plan_cli.plan_command)
 app.command("calendar")(windows_cli.calendar_command)
 app.command("worker")(worker_cli.worker_command)
 app.command("drift")(drift_cli.drift_command)
