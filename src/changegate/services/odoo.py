@@ -11,6 +11,7 @@ taken from the addons before) or, with `from_db`, from the tenant's database
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,9 +132,14 @@ def installed_of(
     """A tenant's installed modules: its database (`from_db`) or the catalog's list."""
     location = backup_rules.where(catalog, tenant)
     if from_db:
-        return odoo_db.read_installed(
+        found = odoo_db.read_installed(
             location.service, location.database, service_file=service_file
         )
+        if found.checksums is None:
+            # A database that never stored checksums: click-odoo-update reads that as none
+            # stored and updates every installed module; the checksum policy says the same.
+            found = dataclasses.replace(found, checksums={})
+        return found
     modules = catalog.tenants[tenant].spec.odoo.modules
     return Installed(dict.fromkeys(modules), source="catalog")
 
@@ -153,6 +159,18 @@ def plan(
     whenever the addons can give them (folders, wheels; not `git:`), whatever the policy, so
     that the two policies are shown side by side where they disagree."""
     ctx.actor.require(Permission.CATALOG_READ)
+    if policy is plan_model.Policy.CHECKSUM:
+        for text, field in ((sources.before, "from"), (sources.after, "to")):
+            if text.strip().startswith("git:"):
+                raise InvalidInput(
+                    [
+                        Problem(
+                            "--policy checksum needs addons folders or wheels: a git: "
+                            "source gives no checksums (check the ref out and pass the folder)",
+                            field=field,
+                        )
+                    ]
+                )
     cache: dict[tuple[str, str, tuple[str, ...]], AddonSet] = {}
 
     def addons(text: str, series: str, languages: tuple[str, ...], field: str) -> AddonSet:
@@ -211,8 +229,16 @@ def job_documents(
             tool=tool,
             kubectl_image=kubectl_image,
         )
-        found[tenant_plan.tenant] = yaml.safe_dump_all(documents, sort_keys=False)
+        found[tenant_plan.tenant] = render_documents(documents)
     return found
+
+
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def render_documents(documents: Sequence[dict[str, Any]]) -> str:
+    """Manifests as one multi-document YAML text, keys in their order (libyaml when there)."""
+    return yaml.dump_all(documents, Dumper=_DUMPER, sort_keys=False)
 
 
 def apply_to_change(

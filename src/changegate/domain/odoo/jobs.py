@@ -1,10 +1,13 @@
 """The Kubernetes Jobs that run a tenant database's upgrade, as Argo CD PreSync hooks.
 
 Per tenant database, two Jobs in the order the upgrade needs them, before Argo CD applies the
-new image (docs/odoo.md):
+new image (docs/odoo-plan.md):
 
 1. `odoo-drain` (hook sync-wave -1): scales the tenant's Odoo Deployment to 0 replicas and
-   waits for its pods to end, so no old worker writes while the schema changes;
+   waits for its pods to end, so no old worker writes while the schema changes. Its image
+   needs kubectl and a POSIX shell, and its service account the right to scale the
+   Deployment and list pods; pods already gone (a second attempt) count as drained, where
+   `kubectl wait --for=delete` alone fails with "no matching resources found";
 2. `odoo-upgrade` (hook sync-wave 0): runs the new image against the database, either
    `click-odoo-update` (updates what changed by checksum and stores the new checksums) or
    `odoo -u <modules> --stop-after-init` (the modules the plan updates); `backoffLimit: 0`,
@@ -18,6 +21,7 @@ step waits for it and the verification follows. The pre-change backup is the rol
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -27,6 +31,8 @@ HOOK = "argocd.argoproj.io/hook"
 HOOK_DELETE = "argocd.argoproj.io/hook-delete-policy"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 Tool = Literal["click-odoo-update", "odoo"]
+# A default only: pin your own by digest, from a registry the policy allows (`--kubectl-image`).
+DEFAULT_KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.31.0"
 
 
 def _name(prefix: str, tenant: str) -> str:
@@ -90,13 +96,18 @@ def upgrade_jobs(
     config_secret: str = "odoo-config",  # noqa: S107 - the name of a Secret, not a secret
     filestore_claim: str = "odoo-filestore",
     service_account: str = "changegate-upgrade",
-    kubectl_image: str = "registry.k8s.io/kubectl:v1.31.0",
+    kubectl_image: str = DEFAULT_KUBECTL_IMAGE,
+    pod_selector: str | None = None,
     deadline_seconds: int = 3600,
 ) -> list[dict[str, Any]]:
-    """The drain Job and the upgrade Job of one tenant database (see the module doc)."""
+    """The drain Job and the upgrade Job of one tenant database (see the module doc).
+
+    `pod_selector` selects the Deployment's pods (default `app.kubernetes.io/name=<deployment>`).
+    """
     tenant = plan.tenant
     drain_name = _name("odoo-drain", tenant)
     upgrade_name = _name("odoo-upgrade", tenant)
+    selector = pod_selector or f"app.kubernetes.io/name={deployment}"
     drain = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -106,6 +117,7 @@ def upgrade_jobs(
             "activeDeadlineSeconds": 600,
             "ttlSecondsAfterFinished": 86400,
             "template": {
+                "metadata": {"labels": _pod_labels("odoo-drain", tenant)},
                 "spec": {
                     "restartPolicy": "Never",
                     "serviceAccountName": service_account,
@@ -114,18 +126,12 @@ def upgrade_jobs(
                         {
                             "name": "drain",
                             "image": kubectl_image,
-                            "command": [
-                                "sh",
-                                "-c",
-                                f"kubectl scale deployment/{deployment} --replicas=0 && "
-                                f"kubectl wait --for=delete pod -l "
-                                f"app.kubernetes.io/name={deployment} --timeout=300s",
-                            ],
+                            "command": ["sh", "-c", drain_script(deployment, selector)],
                             "securityContext": _security(),
                             "resources": _resources("50m", "64Mi", "200m", "128Mi"),
                         }
                     ],
-                }
+                },
             },
         },
     }
@@ -138,7 +144,7 @@ def upgrade_jobs(
             "activeDeadlineSeconds": deadline_seconds,
             "ttlSecondsAfterFinished": 86400,
             "template": {
-                "metadata": {"labels": {"app.kubernetes.io/instance": tenant}},
+                "metadata": {"labels": _pod_labels("odoo-upgrade", tenant)},
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
@@ -170,6 +176,27 @@ def upgrade_jobs(
         },
     }
     return [drain, upgrade]
+
+
+def _pod_labels(component: str, tenant: str) -> dict[str, str]:
+    # Not the Odoo pods' own `app.kubernetes.io/name`: the tenant's Service must not send
+    # traffic to these pods, nor the drain wait for them. NetworkPolicies select them by it.
+    return {"app.kubernetes.io/name": component, "app.kubernetes.io/instance": tenant}
+
+
+def drain_script(deployment: str, selector: str, timeout_seconds: int = 300) -> str:
+    """The drain's shell command: scale to 0, then wait until no pod of the selector is left.
+
+    `kubectl wait --for=delete -l …` exits 1 with "no matching resources found" when the
+    pods are already gone (kubernetes/kubernetes#83242), as on a second attempt after a
+    failed upgrade: a failed wait passes when listing the selector finds no pod.
+    """
+    target, pods = shlex.quote(f"deployment/{deployment}"), shlex.quote(selector)
+    return (
+        f"kubectl scale {target} --replicas=0 && "
+        f"{{ kubectl wait --for=delete pod -l {pods} --timeout={timeout_seconds}s || "
+        f'test -z "$(kubectl get pod -l {pods} -o name)"; }}'
+    )
 
 
 def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:

@@ -6,12 +6,14 @@ the plan says:
 - which installed modules need an update, by two policies shown side by side where they
   disagree: `version` (the manifest version increased, as Odoo.sh decides) and `checksum`
   (the content hash changed, as click-odoo-update decides, against the checksums the database
-  stored, else against the addons before);
+  stored — a module it stored none for is updated — else against the addons before);
 - the update closure: every installed module depending on an updated one, transitively, is
   updated too (Odoo's `-u` marks them `to upgrade`);
 - new dependencies to install (an updated module's `depends` not installed yet, with their own
-  dependencies), and `auto_install` modules the change triggers (the boolean form: all its
-  `depends` installed; the list form: the listed ones installed);
+  dependencies), and `auto_install` modules the change triggers, as Odoo's `button_install`
+  decides: every required dependency installed or to install, at least one of them installed
+  by this run (required: all its `depends` in the boolean form, the listed ones in the list
+  form), to a fixpoint, each bringing its own missing dependencies;
 - installed modules missing from the new addons, or no longer installable: errors;
 - per updated module, the migration scripts that will run, per stage (pre, post, end), in
   Odoo's order, and the scripts importing packages the image does not provide;
@@ -25,6 +27,7 @@ reason. Pure: the readers and the service do the I/O.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ from typing import Any
 
 from changegate.domain.odoo import versions
 from changegate.domain.odoo.addons import AddonSet, Installed, MigrationScript, Stage
+from changegate.errors import InvalidInput
 
 # Packages a migration script may import without the image providing anything more: Odoo
 # itself, its old name, and Python's standard library.
@@ -188,28 +192,50 @@ class TenantPlan:
 # --------------------------------------------------------------------------- the rules
 
 
+def _recorded(before: AddonSet, name: str) -> str | None:
+    """The version a database would have recorded for an addon of the addons before (used
+    when the installed version is unknown), or None: not there, or a version its series'
+    server refuses (an addon that was not installable)."""
+    old = before.addons.get(name)
+    if old is None:
+        return None
+    try:
+        return versions.adapt_version(old.version, before.series)
+    except InvalidInput:
+        return None
+
+
 def _needs_update_by_version(
     name: str, installed: str | None, before: AddonSet, after: AddonSet
 ) -> str | None:
     new = after.addons[name]
     if installed is None:
-        old = before.addons.get(name)
-        if old is None:
+        installed = _recorded(before, name)
+        if installed is None:
             return None
-        installed = versions.adapt_version(old.version, before.series)
     target = versions.adapt_version(new.version, after.series)
-    if versions.compare(target, installed) > 0:
+    if _version_key(target) > _version_key(installed):
         return f"version {installed} -> {target}"
     return None
+
+
+# parse_version is the planner's hot spot: 200 tenants share a few hundred distinct versions.
+_version_key = functools.lru_cache(maxsize=65_536)(versions.parse_version)
 
 
 def _needs_update_by_checksum(
     name: str, stored: Mapping[str, str] | None, before: AddonSet, after: AddonSet
 ) -> str | None:
+    """click-odoo-update's rule: the checksum of the addon now differs from the one the
+    database stored. Once the database stores checksums, a module it has none for is updated
+    (click-odoo-update compares with `checksums.get(name)`, None); with no stored checksums
+    known (installed modules from the catalog), the addons before stand in for them."""
     new = after.addons[name].checksum
     if new is None:
         return None
-    if stored is not None and name in stored:
+    if stored is not None:
+        if name not in stored:
+            return "no checksum stored: updated to store one"
         return "checksum changed" if stored[name] != new else None
     old = before.addons.get(name)
     if old is None or old.checksum is None:
@@ -241,22 +267,48 @@ def _closure(start: Collection[str], edges: Mapping[str, Collection[str]]) -> se
     return seen
 
 
-def _auto_installed(after: AddonSet, present: set[str]) -> list[str]:
-    """auto_install modules triggered once `present` is installed, with the dependencies they
-    bring, to a fixpoint (one installed may trigger another), as Odoo's module graph does:
-    the boolean form waits for all its `depends`, the list form for the modules listed."""
-    edges = {n: a.depends for n, a in after.addons.items()}
+def _to_install(start: Collection[str], after: AddonSet, installed: Collection[str]) -> set[str]:
+    """`start` and the dependencies they bring, as Odoo's `_state_update('to install')`
+    marks them: walking down from each module not installed yet, never through an installed
+    one (its own dependencies are already there). Names missing from the addons are kept,
+    so that the caller reports them."""
+    found: set[str] = set()
+    stack = [name for name in start if name not in installed]
+    while stack:
+        name = stack.pop()
+        if name in found:
+            continue
+        found.add(name)
+        addon = after.addons.get(name)
+        if addon is not None:
+            stack.extend(d for d in addon.depends if d not in installed and d not in found)
+    return found
+
+
+def _auto_installed(after: AddonSet, present: Collection[str], installing: set[str]) -> list[str]:
+    """auto_install modules the run installs, with the dependencies they bring, to a fixpoint
+    (one installed may trigger another), as Odoo's `button_install` decides (`must_install`):
+    every required dependency installed or to install, and at least one of them to install
+    in this run. Required: all its `depends` (the boolean form), the listed ones (the list
+    form). So an update that installs nothing new triggers nothing, not even an auto_install
+    module that appeared in the new addons with its dependencies long installed."""
+    installed = set(present)
     triggered: list[str] = []
-    changed = True
+    changed = bool(installing)
     while changed:
         changed = False
         for name, addon in sorted(after.addons.items()):
-            if name in present or not addon.installable or addon.auto_install is False:
+            if (
+                name in installed
+                or name in installing
+                or not addon.installable
+                or addon.auto_install is False
+            ):
                 continue
             needed = set(addon.depends) if addon.auto_install is True else set(addon.auto_install)
-            if needed <= present:
-                for extra in sorted(_closure([name], edges) - present):
-                    present.add(extra)
+            if needed <= installed | installing and needed & installing:
+                for extra in sorted(_to_install([name], after, installed | installing)):
+                    installing.add(extra)
                     triggered.append(extra)
                 changed = True
     return triggered
@@ -313,38 +365,49 @@ def plan_tenant(
     for name in updated - set(chosen):
         reasons[name] = "depends on an updated module"
 
-    # New dependencies of the updated modules (and theirs), then auto_install triggers.
-    edges = {n: a.depends for n, a in after.addons.items()}
-    wanted = _closure([d for n in updated for d in after.addons[n].depends], edges)
-    install = sorted(d for d in wanted if d not in installed.modules)
-    for name in install:
-        if name not in after.addons:
+    # Dependencies of the updated modules not installed yet, and theirs (Odoo's
+    # `button_upgrade` then `button_install`); then the auto_install modules they trigger.
+    installing = _to_install(
+        {d for n in updated for d in after.addons[n].depends}, after, installed.modules
+    )
+    for name in sorted(installing):
+        addon = after.addons.get(name)
+        if addon is None:
             errors.append(f"{name} is a dependency but missing from the new addons")
-    now_present = set(present) | {n for n in install if n in after.addons}
-    auto = _auto_installed(after, now_present)
+        elif not addon.installable:
+            errors.append(f"{name} is a dependency but not installable in the new addons")
+    install = sorted(installing)
+    usable = {n for n in installing if n in after.addons and after.addons[n].installable}
+    auto = _auto_installed(after, present, usable)
+    for name in auto:
+        addon = after.addons.get(name)
+        if addon is None or not addon.installable:
+            what = "missing from" if addon is None else "not installable in"
+            errors.append(f"{name} comes with an auto_install module but is {what} the new addons")
 
     updates: list[ModuleUpdate] = []
     unprovided: list[tuple[str, str, str]] = []
     allowed = ALWAYS_PROVIDED | set(provided)
     for name in sorted(updated):
         addon = after.addons[name]
-        old_version = installed.modules.get(name)
-        if old_version is None and name in before.addons:
-            old_version = versions.adapt_version(before.addons[name].version, before.series)
+        old_version = installed.modules.get(name) or _recorded(before, name)
         new_version = versions.adapt_version(addon.version, after.series)
         scripts: dict[Stage, tuple[MigrationScript, ...]] = {}
-        if old_version is not None:
+        if old_version is not None and addon.migrations:
             for stage in Stage:
                 found = versions.scripts_to_run(
                     addon.migrations, old_version, new_version, after.series, stage
                 )
                 if found:
                     scripts[stage] = tuple(found)
-        own = allowed | set(addon.external_python) | set(after.addons)
         for stage_scripts in scripts.values():
             for script in stage_scripts:
                 for package in script.imports:
-                    if package not in own:
+                    if not (
+                        package in allowed
+                        or package in addon.external_python
+                        or package in after.addons
+                    ):
                         unprovided.append((name, script.path, package))
         updates.append(ModuleUpdate(name, reasons[name], old_version, new_version, scripts))
 
@@ -367,10 +430,15 @@ def plan_tenant(
 
 
 def _has_target_version(after: AddonSet, name: str) -> bool:
+    """Whether the new addons hold an installable version of the module for their series."""
     addon = after.addons.get(name)
-    if addon is None:
+    if addon is None or not addon.installable:
         return False
-    return versions.belongs_to(versions.adapt_version(addon.version, after.series), after.series)
+    try:
+        adapted = versions.adapt_version(addon.version, after.series)
+    except InvalidInput:
+        return False
+    return versions.belongs_to(adapted, after.series)
 
 
 def change_effects(plans: Sequence[TenantPlan]) -> dict[str, Any]:
