@@ -286,3 +286,36 @@ def test_the_default_kubectl_image_fails_a_production_policy(
     )
     failing = {(f.rule, f.resource.container) for f in report.failing_errors}
     assert failing == {("image.digest", "drain"), ("image.registry", "drain")}
+
+
+def test_a_major_upgrade_is_rehearsed_on_a_restored_copy_by_a_plain_job() -> None:
+    import dataclasses
+
+    major = dataclasses.replace(tenant_plan(), from_series="16.0", to_series="17.0")
+    rehearsal = major.rehearsal()
+    assert rehearsal is not None
+    assert rehearsal["copy"] == "acme_db_rehearsal"
+    assert rehearsal["steps"][1] == (
+        "changegate backup restore ID --into acme_db_rehearsal  (on the staging server)"
+    )
+    job = jobs.rehearsal_job(major, namespace="acme", image=IMAGE, tool="odoo")
+    # Applied by hand in staging: no Argo CD hook, and it upgrades the copy, never the tenant's.
+    assert "annotations" not in job["metadata"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][container["command"].index("-d") + 1] == "acme_db_rehearsal"
+    assert "acme_db" not in container["command"]
+    assert job["spec"]["backoffLimit"] == 0
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["filestore"] == {"name": "filestore", "emptyDir": {}}
+    assert DNS_LABEL.match(job["metadata"]["name"])
+    # A minor update has no rehearsal.
+    assert tenant_plan().rehearsal() is None
+    long = dataclasses.replace(major, database="d" * 63)
+    assert (
+        len(
+            jobs.rehearsal_job(long, namespace="n", image=IMAGE)["spec"]["template"]["spec"][
+                "containers"
+            ][0]["command"][4]
+        )
+        <= 63
+    )

@@ -189,6 +189,11 @@ def plan_command(
             target = jobs / name / "odoo-upgrade.yaml"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
+        rehearsals = odoo_service.rehearsal_documents(
+            catalog, plans, tool="odoo" if tool == "odoo" else "click-odoo-update", image=image
+        )
+        for name, text in rehearsals.items():
+            (jobs / name / "odoo-rehearsal.yaml").write_text(text, encoding="utf-8")
         if image is None:
             output.note(
                 "the upgrade Jobs run each tenant's current catalog image: commit them in the "

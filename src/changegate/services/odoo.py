@@ -233,6 +233,31 @@ def job_documents(
     return found
 
 
+def rehearsal_documents(
+    catalog: catalog_model.Catalog,
+    plans: Sequence[plan_model.TenantPlan],
+    *,
+    tool: job_model.Tool,
+    image: str | None = None,
+) -> dict[str, str]:
+    """Per tenant of a major upgrade, the YAML of the Job that rehearses it in staging on a
+    restored copy of its database."""
+    return {
+        tenant_plan.tenant: render_documents(
+            [
+                job_model.rehearsal_job(
+                    tenant_plan,
+                    namespace=catalog.tenants[tenant_plan.tenant].spec.namespace,
+                    image=image or catalog.tenants[tenant_plan.tenant].spec.odoo.image,
+                    tool=tool,
+                )
+            ]
+        )
+        for tenant_plan in plans
+        if tenant_plan.major
+    }
+
+
 _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 

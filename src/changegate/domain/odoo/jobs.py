@@ -21,11 +21,12 @@ step waits for it and the verification follows. The pre-change backup is the rol
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from changegate.domain.odoo.plan import TenantPlan
+from changegate.domain.odoo.plan import TenantPlan, rehearsal_database
 
 HOOK = "argocd.argoproj.io/hook"
 HOOK_DELETE = "argocd.argoproj.io/hook-delete-policy"
@@ -215,3 +216,60 @@ def order() -> Sequence[str]:
         "roll out the new image (Argo CD sync)",
         "verify (the rollout's verify step)",
     )
+
+
+def rehearsal_job(
+    plan: TenantPlan,
+    *,
+    namespace: str,
+    image: str,
+    tool: Tool = "click-odoo-update",
+    config_secret: str = "odoo-config",  # noqa: S107 - the name of a Secret, not a secret
+    deadline_seconds: int = 7200,
+) -> dict[str, Any]:
+    """A plain Job (no hook: applied by hand in staging) running the upgrade on the restored
+    copy of the tenant database (`plan.rehearsal_database`), with an empty filestore: it proves the
+    migration scripts run on the tenant's own data before production is touched."""
+    rehearsed = dataclasses.replace(plan, database=rehearsal_database(plan.database))
+    name = _name("odoo-rehearsal", plan.tenant)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**_pod_labels("odoo-rehearsal", plan.tenant)},
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": deadline_seconds,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": _pod_labels("odoo-rehearsal", plan.tenant)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": _pod_security(),
+                    "containers": [
+                        {
+                            "name": "rehearsal",
+                            "image": image,
+                            "command": command(rehearsed, tool),
+                            "securityContext": _security(),
+                            "resources": _resources("500m", "1Gi", "2", "3Gi"),
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": "/etc/odoo", "readOnly": True},
+                                {"name": "filestore", "mountPath": "/var/lib/odoo"},
+                                {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - in the pod
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "config", "secret": {"secretName": config_secret}},
+                        {"name": "filestore", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }

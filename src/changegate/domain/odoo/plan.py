@@ -43,6 +43,12 @@ from changegate.errors import InvalidInput
 ALWAYS_PROVIDED = frozenset({"odoo", "openerp", *sys.stdlib_module_names})
 
 
+def rehearsal_database(database: str) -> str:
+    """The copy a major upgrade is rehearsed on: the database's name + `_rehearsal` (cut to
+    PostgreSQL's 63 bytes)."""
+    return (database[: 63 - len("_rehearsal")] + "_rehearsal").lower()
+
+
 class Policy(StrEnum):
     VERSION = "version"
     CHECKSUM = "checksum"
@@ -124,6 +130,22 @@ class TenantPlan:
         """Scripts rewrite data (or the series changes): only a backup undoes it."""
         return bool(self.scripts) or self.major
 
+    def rehearsal(self) -> dict[str, Any] | None:
+        """For a major upgrade: how it is rehearsed per tenant on a restored copy in staging
+        before production (the Job: `jobs.rehearsal_job`, `odoo plan --jobs`)."""
+        if not self.major:
+            return None
+        copy = rehearsal_database(self.database)
+        return {
+            "copy": copy,
+            "steps": [
+                f"changegate backup take {self.tenant}",
+                f"changegate backup restore ID --into {copy}  (on the staging server)",
+                f"apply odoo-rehearsal.yaml in staging: the upgrade runs on {copy}",
+                "check the Job succeeded and the staging Odoo serves the copy; then drop it",
+            ],
+        }
+
     def risk_factors(self) -> list[dict[str, Any]]:
         """What the plan means for the change's risk, category, backup and window, and why."""
         factors: list[dict[str, Any]] = []
@@ -185,6 +207,7 @@ class TenantPlan:
             ],
             "without_target_version": list(self.without_target_version),
             "irreversible": self.irreversible,
+            "rehearsal": self.rehearsal(),
             "risk_factors": self.risk_factors(),
         }
 
