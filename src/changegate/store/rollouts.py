@@ -305,18 +305,7 @@ def _done(
 
 def release(conn: sa.Connection, step: Step, *, error: str, retry_at: datetime) -> bool:
     """Give a claimed step back after a failure, to be retried at `retry_at`."""
-    done = conn.execute(
-        sa.update(steps_table)
-        .where(_held(step))
-        .values(
-            status=StepStatus.PENDING.value,
-            claimed_by=None,
-            lease_until=None,
-            last_error=error[:2000],
-            due_at=canonical.as_utc(retry_at),
-        )
-    )
-    return done.rowcount == 1
+    return _give_back(conn, step, until=retry_at, note=error)
 
 
 def wait(
@@ -329,6 +318,12 @@ def wait(
 ) -> bool:
     """Give a claimed step back to be run again at `until`, keeping its progress; False when
     the claim is no longer this worker's."""
+    return _give_back(conn, step, until=until, note=note, progress=progress)
+
+
+def _give_back(
+    conn: sa.Connection, step: Step, *, until: datetime, note: str | None, **values: Any
+) -> bool:
     done = conn.execute(
         sa.update(steps_table)
         .where(_held(step))
@@ -337,8 +332,8 @@ def wait(
             claimed_by=None,
             lease_until=None,
             due_at=canonical.as_utc(until),
-            progress=progress,
             last_error=note[:2000] if note else None,
+            **values,
         )
     )
     return done.rowcount == 1

@@ -140,41 +140,15 @@ def upgrade_jobs(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": _metadata("odoo-upgrade", upgrade_name, namespace, tenant, 0),
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": deadline_seconds,
-            "ttlSecondsAfterFinished": 86400,
-            "template": {
-                "metadata": {"labels": _pod_labels("odoo-upgrade", tenant)},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": _pod_security(),
-                    "containers": [
-                        {
-                            "name": "upgrade",
-                            "image": image,
-                            "command": command(plan, tool),
-                            "securityContext": _security(),
-                            "resources": _resources("500m", "1Gi", "2", "3Gi"),
-                            "volumeMounts": [
-                                {"name": "config", "mountPath": "/etc/odoo", "readOnly": True},
-                                {"name": "filestore", "mountPath": "/var/lib/odoo"},
-                                {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - in the pod
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "config", "secret": {"secretName": config_secret}},
-                        {
-                            "name": "filestore",
-                            "persistentVolumeClaim": {"claimName": filestore_claim},
-                        },
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
-            },
-        },
+        "spec": _upgrade_spec(
+            "odoo-upgrade",
+            tenant,
+            image,
+            command(plan, tool),
+            config_secret,
+            {"persistentVolumeClaim": {"claimName": filestore_claim}},
+            deadline_seconds,
+        ),
     }
     return [drain, upgrade]
 
@@ -228,48 +202,69 @@ def rehearsal_job(
     deadline_seconds: int = 7200,
 ) -> dict[str, Any]:
     """A plain Job (no hook: applied by hand in staging) running the upgrade on the restored
-    copy of the tenant database (`plan.rehearsal_database`), with an empty filestore: it proves the
-    migration scripts run on the tenant's own data before production is touched."""
+    copy of the tenant database (`plan.rehearsal_database`), with an empty filestore: it
+    proves the migration scripts run on the tenant's own data before production is touched."""
     rehearsed = dataclasses.replace(plan, database=rehearsal_database(plan.database))
-    name = _name("odoo-rehearsal", plan.tenant)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": name,
+            "name": _name("odoo-rehearsal", plan.tenant),
             "namespace": namespace,
-            "labels": {**_pod_labels("odoo-rehearsal", plan.tenant)},
+            "labels": _pod_labels("odoo-rehearsal", plan.tenant),
         },
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": deadline_seconds,
-            "ttlSecondsAfterFinished": 86400,
-            "template": {
-                "metadata": {"labels": _pod_labels("odoo-rehearsal", plan.tenant)},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": _pod_security(),
-                    "containers": [
-                        {
-                            "name": "rehearsal",
-                            "image": image,
-                            "command": command(rehearsed, tool),
-                            "securityContext": _security(),
-                            "resources": _resources("500m", "1Gi", "2", "3Gi"),
-                            "volumeMounts": [
-                                {"name": "config", "mountPath": "/etc/odoo", "readOnly": True},
-                                {"name": "filestore", "mountPath": "/var/lib/odoo"},
-                                {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - in the pod
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "config", "secret": {"secretName": config_secret}},
-                        {"name": "filestore", "emptyDir": {}},
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
+        "spec": _upgrade_spec(
+            "odoo-rehearsal",
+            plan.tenant,
+            image,
+            command(rehearsed, tool),
+            config_secret,
+            {"emptyDir": {}},
+            deadline_seconds,
+        ),
+    }
+
+
+def _upgrade_spec(
+    component: str,
+    tenant: str,
+    image: str,
+    argv: list[str],
+    config_secret: str,
+    filestore: dict[str, Any],
+    deadline_seconds: int,
+) -> dict[str, Any]:
+    """The spec of a Job running Odoo's upgrade once (`backoffLimit: 0`: Odoo commits module
+    by module, a second attempt on a half-migrated database is not the same upgrade)."""
+    return {
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": deadline_seconds,
+        "ttlSecondsAfterFinished": 86400,
+        "template": {
+            "metadata": {"labels": _pod_labels(component, tenant)},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": _pod_security(),
+                "containers": [
+                    {
+                        "name": component.removeprefix("odoo-"),
+                        "image": image,
+                        "command": argv,
+                        "securityContext": _security(),
+                        "resources": _resources("500m", "1Gi", "2", "3Gi"),
+                        "volumeMounts": [
+                            {"name": "config", "mountPath": "/etc/odoo", "readOnly": True},
+                            {"name": "filestore", "mountPath": "/var/lib/odoo"},
+                            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - in the pod
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "config", "secret": {"secretName": config_secret}},
+                    {"name": "filestore", **filestore},
+                    {"name": "tmp", "emptyDir": {}},
+                ],
             },
         },
     }
