@@ -536,6 +536,8 @@ def test_a_metric_failing_in_wave_2_reverts_it_restores_its_database_and_stops(
     assert waves == ["1/3", "2/3", "2/3"], commits
     wave2, revert = commits[1], commits[2]
     assert revert["Reverts"] == wave2["sha"]
+    # The restore waited until the wave's application ran the reverted revision.
+    assert any(tip == revert["sha"] for _, tip in argo.asked)
     wave1_tenants = _wave_tenants(app, catalog, ops, change_id, 1)
     for tenant in TENANTS:
         expected = _released(tenant) if tenant in wave1_tenants else _deployment(tenant, OLD)

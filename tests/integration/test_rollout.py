@@ -273,3 +273,42 @@ def test_a_rollout_starts_only_when_the_change_is_implementing(
     )
     with pytest.raises(Refused, match="implementing"):
         rollout_service.start(app.engine, catalog, at(catalog, "bob", TUESDAY), change.id)
+
+
+def test_a_long_step_keeps_its_lease_while_it_runs(
+    app: bootstrap.App,
+    catalog: catalog_model.Catalog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pg_dump outlasts any lease: the worker renews it while the effect runs, so another
+    worker cannot take the step in hand."""
+    _remote, clone = make_remote(tmp_path)
+    change_id, start = implementing(app, catalog)
+    rollout_service.start(app.engine, catalog, at(catalog, "bob", start), change_id)
+    lease = timedelta(seconds=0.6)
+    seen: list[bool] = []
+    real_effect = rollout_service._effect
+
+    def slow(*args: object, **kwargs: object) -> rollout_service.Outcome:
+        # Three leases long; halfway through, a second worker tries to take the step.
+        import time
+
+        time.sleep(0.9)
+        with db.transaction(app.engine) as conn:
+            now = datetime.now(UTC)
+            seen.append(rollout_store.claim_next(conn, "thief", now, now + lease) is None)
+        time.sleep(0.9)
+        return real_effect(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rollout_service, "_effect", slow)
+    worker = Worker(
+        app.engine, lambda: catalog, delivery(clone), name="w", lease=lease, clock=Clock(start)
+    )
+    # The claim uses the worker's clock (the change's start); renewals use it too.
+    worker.clock = lambda: datetime.now(UTC)
+    turn = worker.turn()
+    assert turn is not None and turn.outcome == "done", turn
+    assert seen == [True]
+    steps = rollout_service.status(app.engine, at(catalog, "frank", start), change_id).steps
+    assert steps[0].attempts == 1 and steps[0].claimed_by == "w"

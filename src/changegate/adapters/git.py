@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from changegate.errors import InvalidInput, Problem
+from changegate.errors import InvalidInput, PermanentError, Problem
 
 GIT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_BLOB_BYTES = 4 * 1024 * 1024
@@ -511,8 +511,10 @@ class Clone(Repository):
 
     def _apply_range(self, carry: Carry, env: Mapping[str, str], branch: str) -> None:
         """Apply `git diff start end -- paths` to the private index, three-way."""
+        # The paths come from a range whose author is not trusted: literal, never patterns.
         diff = self._run(
-            ["diff", "--binary", "--full-index", carry.start, carry.end, "--", *carry.paths]
+            ["diff", "--binary", "--full-index", carry.start, carry.end, "--", *carry.paths],
+            extra_env={"GIT_LITERAL_PATHSPECS": "1"},
         )
         if not diff.stdout:
             return
@@ -523,10 +525,9 @@ class Clone(Repository):
             check=False,
         )
         if applied.returncode != 0:
-            raise _fail(
+            raise PermanentError(
                 f"cannot carry {carry.start[:12]}..{carry.end[:12]} onto {branch}: the branch "
-                f"changed the same lines since ({_first_line(applied.stderr)})",
-                "commit",
+                f"changed the same lines since ({_first_line(applied.stderr)})"
             )
 
     def _hash_objects(self, contents: Sequence[bytes]) -> list[str]:
@@ -580,10 +581,9 @@ class Clone(Repository):
                 check=False,
             )
             if applied.returncode != 0:
-                raise _fail(
+                raise PermanentError(
                     f"cannot revert {commit[:12]} on {branch}: later commits changed the same "
-                    f"lines ({_first_line(applied.stderr)})",
-                    "commit",
+                    f"lines ({_first_line(applied.stderr)})"
                 )
 
         return self._write(branch, stage, message, trailers, identity, sign_key)

@@ -15,8 +15,11 @@ The steps and their order are `domain.rollout`; docs/rollout.md tells the whole 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,6 +53,7 @@ from changegate.errors import (
     Conflict,
     InvalidInput,
     NotFound,
+    PermanentError,
     Problem,
     Refused,
 )
@@ -63,6 +67,8 @@ from changegate.store import changes as change_store
 from changegate.store import db
 from changegate.store import rollouts as rollout_store
 from changegate.store import schedules as schedule_store
+
+log = logging.getLogger("changegate.rollout")
 
 DEFAULT_LEASE = timedelta(seconds=60)
 RETRY_AFTER = timedelta(seconds=5)
@@ -286,12 +292,21 @@ def start(
     none is one wave of all its tenants); the existing one when it was started before.
     `bake` overrides the repository's bake time."""
     ctx.actor.require(Permission.CHANGES_TRANSITION)
+    if bake is not None:
+        # A shorter bake skips part of the verification time: as `promote`, not the
+        # requester's to decide.
+        ctx.actor.require(Permission.ROLLOUTS_CONTROL)
     number = changes.parse_id(change_id)
     with db.transaction(engine) as conn:
         existing = _view(conn, number)
         if existing is not None:
             return existing
         change = change_store.get(conn, number)
+        if bake is not None and ctx.actor.id == change.requester:
+            raise Refused(
+                f"{ctx.actor.id} requested {change.id} and may not set its rollout's bake: "
+                "another person must (separation of duties)"
+            )
         if change.state is not ChangeState.IMPLEMENTING:
             raise Refused(
                 f"{change.id} is {change.state.value}: a rollout starts when it is implementing"
@@ -345,6 +360,8 @@ def start_due(
                     continue
                 _create(conn, catalog, ctx, change, bake=None)
                 done.append((change.id, "started"))
+        except sa.exc.IntegrityError:
+            continue  # another worker or door started it at the same moment
         except ChangegateError as exc:
             done.append((changes.format_id(number), f"not started: {exc}"))
     return done
@@ -761,12 +778,43 @@ def _restore(
         return Done({"restored": [], "reason": "no backup was taken for this wave"})
     if d.backup_tool is None:
         return Pause("databases must be restored and no backup tool is configured")
+    waiting = _revert_not_synced(catalog, at, d)
+    if waiting is not None:
+        return waiting
     restored = []
     for item in taken:
         restored.append(
             backup_service.restore(engine, catalog, ctx, int(item["backup_id"]), tool=d.backup_tool)
         )
     return Done({"restored": restored})
+
+
+def _revert_not_synced(catalog: catalog_model.Catalog, at: _Step, d: Delivery) -> Wait | None:
+    """Before restoring a wave's databases, wait until its applications run the reverted
+    revision (synced at the revert commit: the new version's pods are gone), so the new code
+    never meets the restored old schema. Health is not waited for (the old code may fail on
+    the migrated schema until the restore), and after the sync timeout the restore goes on."""
+    revert = at.result_of(at.step.wave, StepKind.REVERT).get("commit")
+    if d.status is None or not revert:
+        return None
+    progress = dict(at.step.progress or {})
+    started = progress.setdefault("started_at", canonical.to_utc_text(at.now))
+    timeout = timedelta(seconds=int(at.config.get("sync_timeout_seconds", 600)))
+    if at.now - _instant(started) >= timeout:
+        return None
+    behind = []
+    for app in _applications(catalog, at):
+        try:
+            found = d.status.application_status(app)
+        except health.StatusUnavailable as exc:
+            behind.append(f"{app}: {exc}")
+            continue
+        if found.reports_sync and not health.same_revision(found.revision, revert):
+            behind.append(f"{app}: at {found.revision or '(none)'}, waiting for {revert}")
+    if not behind:
+        return None
+    poll = timedelta(seconds=int(at.config.get("sync_poll_seconds", 5)))
+    return Wait(at.now + poll, progress, "; ".join(behind[:3]))
 
 
 def _incident(at: _Step, d: Delivery) -> dict[str, Any]:
@@ -850,17 +898,65 @@ def run_next(
     at = _Step(step, found, change, tenants, now, earlier)
     change_id = change.id
     try:
-        outcome = _effect(engine, catalog, ctx, at, delivery)
-    except (ChangegateError, git_adapter.PushRejected) as exc:
-        with db.transaction(engine) as conn:
-            rollout_store.release(conn, step, error=str(exc), retry_at=ctx.now() + retry_after)
-        return Turn(change_id, step.wave, step.waves, step.kind, "retry", {"error": str(exc)})
+        with _heartbeat(engine, ctx, step, lease):
+            outcome = _effect(engine, catalog, ctx, at, delivery)
+    except git_adapter.PushRejected as exc:
+        return _retry(engine, ctx, step, change_id, str(exc), retry_after)
+    except PermanentError as exc:
+        # Retrying cannot help (a revert that conflicts, a commit missing from the remote):
+        # a person decides. The step keeps its place; `resume` runs it again.
+        outcome = Pause(f"{step.planned.key} cannot go on: {exc}", dict(step.progress or {}))
+    except ChangegateError as exc:
+        return _retry(engine, ctx, step, change_id, str(exc), retry_after)
+    except Exception as exc:  # a bug or an unexpected client error: logged, retried, kept
+        log.exception("rollout %s %s failed unexpectedly", change_id, step.planned.key)
+        return _retry(engine, ctx, step, change_id, f"{type(exc).__name__}: {exc}", retry_after)
     with db.transaction(engine) as conn:
         recorded = _record(conn, catalog, ctx, step, found, outcome, worker)
     if recorded is None:
         return Turn(change_id, step.wave, step.waves, step.kind, "lost", {})
     name, detail = recorded
     return Turn(change_id, step.wave, step.waves, step.kind, name, detail)
+
+
+def _retry(
+    engine: sa.Engine,
+    ctx: Context,
+    step: rollout_store.Step,
+    change_id: str,
+    error: str,
+    retry_after: timedelta,
+) -> Turn:
+    with db.transaction(engine) as conn:
+        rollout_store.release(conn, step, error=error, retry_at=ctx.now() + retry_after)
+    return Turn(change_id, step.wave, step.waves, step.kind, "retry", {"error": error})
+
+
+@contextlib.contextmanager
+def _heartbeat(
+    engine: sa.Engine, ctx: Context, step: rollout_store.Step, lease: timedelta
+) -> Iterator[None]:
+    """Renew the step's lease every third of it while its effect runs (a pg_dump or a
+    pg_restore outlasts any lease), so no other worker takes a step still in hand; a worker
+    that dies stops renewing and the lease runs out as before."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lease.total_seconds() / 3):
+            try:
+                with db.transaction(engine) as conn:
+                    if not rollout_store.renew(conn, step, ctx.now() + lease):
+                        return
+            except Exception:  # the database is away: the effect's own record will tell
+                log.warning("could not renew the lease of %s", step.planned.key)
+
+    thread = threading.Thread(target=beat, name="changegate-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def _audit(
@@ -1096,7 +1192,12 @@ def control(
             rollout_store.set_status(conn, number, RolloutStatus.PAUSED, reason=text)
             _audit(conn, ctx, "rollout.paused", current, body)
         elif action is Action.RESUME:
-            rollout_store.set_status(conn, number, RolloutStatus.RUNNING, reason=None)
+            back = (
+                RolloutStatus.ROLLING_BACK
+                if current.kind in plan_model.ROLLBACK
+                else RolloutStatus.RUNNING
+            )
+            rollout_store.set_status(conn, number, back, reason=None)
             if current.status is not StepStatus.RUNNING:
                 # A paused bake keeps its end: resuming does not cut it short.
                 rollout_store.reset_step(conn, current, due_at=max(current.due_at, now))

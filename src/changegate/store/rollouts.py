@@ -303,6 +303,14 @@ def _done(
     return True
 
 
+def renew(conn: sa.Connection, step: Step, lease_until: datetime) -> bool:
+    """Extend the lease of a step this worker still holds; False when it no longer does."""
+    done = conn.execute(
+        sa.update(steps_table).where(_held(step)).values(lease_until=canonical.as_utc(lease_until))
+    )
+    return done.rowcount == 1
+
+
 def release(conn: sa.Connection, step: Step, *, error: str, retry_at: datetime) -> bool:
     """Give a claimed step back after a failure, to be retried at `retry_at`."""
     return _give_back(conn, step, until=retry_at, note=error)
