@@ -41,6 +41,7 @@ from changegate.services import approvals as approval_service
 from changegate.services import assessments as assessment_service
 from changegate.services import audit as audit_service
 from changegate.services import changes as change_service
+from changegate.services import drift as drift_service
 from changegate.services import gitops as gitops_service
 from changegate.services import rollout as rollout_service
 from changegate.services.context import Context, actor_for
@@ -562,6 +563,17 @@ def test_a_metric_failing_in_wave_2_reverts_it_restores_its_database_and_stops(
     actions = [e.action for e in audit_service.events(app.engine, ops, object_id=change_id)]
     for action in ("rollout.failed", "rollout.revert", "rollout.restore", "rollout.conclude"):
         assert action in actions
+    # Drift counts changegate's own commits as authorized, the revert of an unsuccessful
+    # change included: nothing on the branch is unauthorized.
+    first = git(remote, "merge-base", "main", "release")  # the fleet before any change
+    unauthorized, governed = drift_service.unauthorized_commits(
+        catalog,
+        remote,
+        f"{first}..main",
+        lambda ident: change_service.get(app.engine, ops, ident),
+        rollout_commits=lambda ident: rollout_service.recorded_commits(app.engine, ops, ident),
+    )
+    assert governed >= 3 and unauthorized == [], unauthorized
     report = audit_service.verify(app.engine, ops)
     assert report.ok, report.problem
 

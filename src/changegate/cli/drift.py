@@ -85,6 +85,7 @@ def drift_command(
     from changegate.domain.permissions import Permission
     from changegate.services import changes as change_service
     from changegate.services import drift as drift_service
+    from changegate.services import rollout as rollout_service
 
     state = runtime.json_mode(ctx, as_json)
     settings = state.require_settings()
@@ -137,8 +138,19 @@ def drift_command(
         def lookup(change_id: str) -> ChangeRequest | None:
             return change_service.get(engine, service_ctx, change_id)
 
+        def made_by_rollout(change_id: str) -> set[str]:
+            try:
+                return rollout_service.recorded_commits(engine, service_ctx, change_id)
+            except InvalidInput:
+                return set()  # not a change id: the Change-Id check reports it
+
         commits, governed = drift_service.unauthorized_commits(
-            catalog, repo, range_, lookup, catalog_dir=state.catalog_dir
+            catalog,
+            repo,
+            range_,
+            lookup,
+            catalog_dir=state.catalog_dir,
+            rollout_commits=made_by_rollout,
         )
         found = found or bool(commits)
         body["range"] = range_

@@ -22,7 +22,7 @@ findings never open a second change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,11 +217,14 @@ def unauthorized_commits(
     lookup: ChangeLookup,
     *,
     catalog_dir: Path | None = None,
+    rollout_commits: Callable[[str], Collection[str]] | None = None,
 ) -> tuple[list[drift.UnauthorizedCommit], int]:
     """The commits of A..B on governed paths without an authorized change (or, when the
     repository requires signed commits, without a good signature by an allowed key); and how
     many commits touched governed paths at all. The allowed keys are read from
-    `catalog_dir`."""
+    `catalog_dir`. `rollout_commits(change_id)` gives the commits changegate's rollout of
+    that change made (its waves and reverts): those are authorized whatever became of the
+    change (a rolled-back change closes unsuccessful, its reverts are its rollback)."""
     spec: gitops.GitOpsRepositorySpec = repository_of(catalog).spec
     repo = git_adapter.Repository(repo_path)
     start, end = repo.resolve_range(range_text)
@@ -236,6 +239,12 @@ def unauthorized_commits(
             ids = drift.change_ids(info.message)
             reasons: list[str] = []
             problem = _change_id_problem(ids, lookup)
+            if (
+                problem is not None
+                and rollout_commits is not None
+                and any(info.sha in rollout_commits(change_id) for change_id in ids)
+            ):
+                problem = None
             if problem is not None:
                 reasons.append(problem)
             signature: str | None = None

@@ -377,6 +377,22 @@ def status(engine: sa.Engine, ctx: Context, change_id: str) -> RolloutView:
     return found
 
 
+def recorded_commits(engine: sa.Engine, ctx: Context, change_id: str) -> set[str]:
+    """The commits the change's rollout made on the GitOps branch: its waves and reverts
+    (drift counts them as the change's, whatever became of it)."""
+    ctx.actor.require(Permission.CHANGES_READ)
+    number = changes.parse_id(change_id)
+    with engine.connect() as conn:
+        steps = rollout_store.steps_of(conn, number)
+    return {
+        str(step.result["commit"])
+        for step in steps
+        if step.kind in (StepKind.COMMIT, StepKind.REVERT)
+        and step.result is not None
+        and step.result.get("commit")
+    }
+
+
 def list_rollouts(
     engine: sa.Engine, ctx: Context, *, statuses: Sequence[str] = ()
 ) -> list[rollout_store.Rollout]:
