@@ -629,3 +629,23 @@ def test_real_oca_wheel_checksums(oca_wheels: list[Path], tmp_path: Path) -> Non
         assert addon.checksum == addon_checksums.checksum_folder(
             folder, languages=["en_US", "fr_FR"]
         )
+
+
+def test_a_wheel_declaring_too_many_members_is_refused_before_it_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count the zip's end record declares is checked first: a small file declaring
+    millions of entries never reaches `zipfile`'s member list."""
+    import zipfile
+
+    path = tmp_path / "odoo_addon_many-16.0.1.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for index in range(12):
+            archive.writestr(f"f{index}.txt", b"")
+    monkeypatch.setattr(reader, "MAX_WHEEL_MEMBERS", 10)
+    assert reader._declared_entries(path) == 12
+    opened: list[object] = []
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", lambda *a, **k: opened.append(a))
+    with pytest.raises(InvalidInput, match="more than 10 members"):
+        reader.from_wheels([path], "16.0")
+    assert opened == []

@@ -318,6 +318,37 @@ def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, display
     return data
 
 
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+
+
+def _declared_entries(path: Path) -> int | None:
+    """The entry count a zip's end-of-central-directory record declares (the ZIP64 one when
+    the classic record says 0xFFFF), read from the file's tail; None when not found (then
+    `zipfile` reports the archive as broken)."""
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - (65_536 + 22 + 20)))
+        tail = handle.read()
+    at = tail.rfind(_EOCD)
+    if at < 0 or at + 22 > len(tail):
+        return None
+    count = int.from_bytes(tail[at + 10 : at + 12], "little")
+    if count != 0xFFFF:
+        return count
+    locator = tail.rfind(_EOCD64_LOCATOR, 0, at)
+    if locator < 0:
+        return None
+    offset = int.from_bytes(tail[locator + 8 : locator + 16], "little")
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        record = handle.read(56)
+    if record[:4] != b"PK\x06\x06":
+        return None
+    return int.from_bytes(record[32:40], "little")
+
+
 def _wheel_addons(
     path: Path, series: str, checksums: bool, languages: Collection[str]
 ) -> list[Addon]:
@@ -327,6 +358,10 @@ def _wheel_addons(
     size = path.stat().st_size
     if size > MAX_WHEEL_BYTES:
         raise _too_large(size, MAX_WHEEL_BYTES, str(path))
+    entries = _declared_entries(path)
+    if entries is not None and entries > MAX_WHEEL_MEMBERS:
+        # Refused before `ZipFile` builds its member list (a small file can declare millions).
+        raise _fail(f"more than {MAX_WHEEL_MEMBERS:,} members", str(path))
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:

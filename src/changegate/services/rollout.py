@@ -446,11 +446,14 @@ def _gate(conn: sa.Connection, catalog: catalog_model.Catalog, at: _Step) -> Out
         if canonical.as_utc(slot.start) > at.now:
             return Wait(slot.start, note=f"wave {step.wave} opens at {slot.start.isoformat()}")
         result["slot"] = {"start": canonical.to_utc_text(slot.start)}
+    # A guard: the lifecycle refuses material edits while implementing, so the content the
+    # rollout started with is the content it carries; if that ever broke, stop for a person
+    # (abort is the way out: the rollout carries the content it was approved with).
     started_with = at.config.get("content_hash")
     if started_with and change.content_hash != started_with:
         return Pause(
             f"{change.id}'s content changed since its rollout started (content hash "
-            f"{started_with[:12]}… then, {change.content_hash[:12]}… now): approve it again"
+            f"{started_with[:12]}… then, {change.content_hash[:12]}… now): abort the rollout"
         )
     # The approvals as they stand now (withdrawn or stale ones no longer count), judged at
     # the instant the implementation started: an approval that expires during a long
