@@ -15,8 +15,8 @@ import pytest
 from changegate import bootstrap
 from changegate.adapters import git as git_adapter
 from changegate.domain import catalog as catalog_model
-from changegate.domain.changes import ChangeState
-from changegate.domain.rollout import RolloutStatus, StepKind, StepStatus
+from changegate.domain.changes import ChangeState, CloseCode
+from changegate.domain.rollout import Action, RolloutStatus, StepKind, StepStatus
 from changegate.errors import Refused
 from changegate.services import audit as audit_service
 from changegate.services import calendar as calendar_service
@@ -312,3 +312,45 @@ def test_a_long_step_keeps_its_lease_while_it_runs(
     assert seen == [True]
     steps = rollout_service.status(app.engine, at(catalog, "frank", start), change_id).steps
     assert steps[0].attempts == 1 and steps[0].claimed_by == "w"
+
+
+def test_an_abort_reverts_a_wave_whose_push_landed_unrecorded(
+    app: bootstrap.App, catalog: catalog_model.Catalog, tmp_path: Path
+) -> None:
+    """A push that timed out after it landed leaves the commit step pending with an error:
+    an abort still reverts that wave, finding its commit by the trailers."""
+    remote, clone = make_remote(tmp_path)
+    change_id, start = implementing(app, catalog)
+    rollout_service.start(app.engine, catalog, at(catalog, "bob", start), change_id)
+    target = delivery(clone)
+    worker = Worker(app.engine, lambda: catalog, target, name="w", clock=Clock(start))
+    assert worker.run(max_steps=2) == 2  # gate and backup
+    with db.transaction(app.engine) as conn:
+        claimed = rollout_store.claim_next(conn, "w", start, start + timedelta(seconds=30))
+    assert claimed is not None and claimed.kind is StepKind.COMMIT
+    pushed = target.target.clone.commit_file(
+        "main",
+        f"changegate/rollouts/{change_id}/wave-1.json",
+        b"{}\n",
+        f"{change_id} wave 1/3\n\nChange-Id: {change_id}\nWave: 1/3\n",
+        trailers={"Change-Id": change_id, "Wave": "1/3"},
+    )
+    with db.transaction(app.engine) as conn:
+        retry = start + timedelta(minutes=5)
+        assert rollout_store.release(conn, claimed, error="push timed out", retry_at=retry)
+
+    rollout_service.control(
+        app.engine,
+        catalog,
+        at(catalog, "bob", start),
+        change_id,
+        Action.ABORT,
+        reason="the push timed out; stop here",
+    )
+    assert worker.run(once=True) == 2  # the revert and the conclusion
+    commits = wave_commits(remote, change_id)
+    assert [c.get("Reverts") for c in commits] == [None, pushed.sha]
+    view = rollout_service.status(app.engine, at(catalog, "frank", start), change_id)
+    assert view.rollout.status is RolloutStatus.ABORTED
+    change = change_service.get(app.engine, at(catalog, "frank", start), change_id)
+    assert (change.state, change.close_code) == (S.CLOSED, CloseCode.UNSUCCESSFUL)

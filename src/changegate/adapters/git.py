@@ -459,6 +459,16 @@ class Clone(Repository):
                 return sha.strip()
         return None
 
+    def trailer(self, sha: str, key: str) -> str | None:
+        """The value of trailer `key` in commit `sha`'s message (the first), or None."""
+        if not _SHA.match(sha) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}", key):
+            raise _fail(f"not a commit and trailer: {sha!r} {key!r}", "commit")
+        done = self._run(
+            ["log", "-1", f"--format=%(trailers:key={key},valueonly,unfold)", sha, "--"]
+        )
+        lines = [line.strip() for line in done.stdout.decode("utf-8", "replace").splitlines()]
+        return next((line for line in lines if line), None)
+
     def commit_file(
         self,
         branch: str,

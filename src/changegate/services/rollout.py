@@ -773,10 +773,19 @@ def _verify(catalog: catalog_model.Catalog, at: _Step, d: Delivery) -> Outcome:
 
 
 def _revert(at: _Step, d: Delivery) -> Outcome:
+    target = d.target
     commit = at.result_of(at.step.wave, StepKind.COMMIT).get("commit")
     if not commit:
+        # Tried but not recorded: on the branch only if a push landed; its trailers say.
+        tip = target.clone.fetch(target.branch)
+        wanted = plan_model.trailers(at.change.id, at.step.wave, at.step.waves)
+        commit = target.clone.find_by_trailers(tip, wanted) if tip is not None else None
+        if commit:
+            # The newest such commit may be this wave's revert already (a retried step):
+            # revert what it reverts, which `revert` finds done by its trailers.
+            commit = target.clone.trailer(commit, plan_model.REVERTS_TRAILER) or commit
+    if not commit:
         return Done({"reverted": None, "reason": "the wave was not committed"})
-    target = d.target
     reason = at.rollout.reason or "rolled back"
     message = plan_model.revert_message(at.change.id, at.step.wave, at.step.waves, commit, reason)
     pushed = target.clone.revert(
@@ -1055,7 +1064,12 @@ def _fail(
     """The wave failed (or a person aborted it): plan the rollback and move to it."""
     steps = rollout_store.steps_of(conn, step.change_number)
     done = {(s.wave, s.kind) for s in steps if s.status is StepStatus.DONE}
-    committed = [w for (w, kind) in done if kind is StepKind.COMMIT]
+    # A commit step that was tried may have pushed (a push that timed out after it landed):
+    # its wave gets a revert too, which finds the commit by its trailers or reverts nothing.
+    committed = sorted(
+        {w for (w, kind) in done if kind is StepKind.COMMIT}
+        | {s.wave for s in steps if s.kind is StepKind.COMMIT and s.attempts > 0}
+    )
     revert_all = rollout.config.get("revert") == "all"
     reverted = [w for w in committed if w == step.wave or (revert_all and w < step.wave)]
     restore = (
