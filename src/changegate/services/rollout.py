@@ -626,20 +626,28 @@ def _applications(catalog: catalog_model.Catalog, at: _Step) -> list[str]:
     return sorted(set(names))
 
 
+def _statuses(
+    source: health.DeliveryStatus, apps: Sequence[str]
+) -> tuple[list[health.AppStatus], list[str]]:
+    """The applications' statuses, and why those that could not be read were not."""
+    statuses: list[health.AppStatus] = []
+    unavailable: list[str] = []
+    for app in apps:
+        try:
+            statuses.append(source.application_status(app))
+        except health.StatusUnavailable as exc:
+            unavailable.append(f"{app}: {exc}")
+    return statuses, unavailable
+
+
 def _sync(catalog: catalog_model.Catalog, at: _Step, d: Delivery) -> Outcome:
     commit = at.result_of(at.step.wave, StepKind.COMMIT).get("commit")
     if d.status is None:
         return Done({"observed": False, "reason": "no delivery-status source is configured"})
     progress = dict(at.step.progress or {})
     started = progress.setdefault("started_at", canonical.to_utc_text(at.now))
-    statuses: list[health.AppStatus] = []
-    unavailable: list[str] = []
     apps = _applications(catalog, at)
-    for app in apps:
-        try:
-            statuses.append(d.status.application_status(app))
-        except health.StatusUnavailable as exc:
-            unavailable.append(f"{app}: {exc}")
+    statuses, unavailable = _statuses(d.status, apps)
     verdict = (
         health.WaveVerdict(health.Verdict.WAITING, unavailable)
         if unavailable
@@ -830,15 +838,12 @@ def _revert_not_synced(catalog: catalog_model.Catalog, at: _Step, d: Delivery) -
     timeout = timedelta(seconds=int(at.config.get("sync_timeout_seconds", 600)))
     if at.now - _instant(started) >= timeout:
         return None
-    behind = []
-    for app in _applications(catalog, at):
-        try:
-            found = d.status.application_status(app)
-        except health.StatusUnavailable as exc:
-            behind.append(f"{app}: {exc}")
-            continue
-        if found.reports_sync and not health.same_revision(found.revision, revert):
-            behind.append(f"{app}: at {found.revision or '(none)'}, waiting for {revert}")
+    statuses, behind = _statuses(d.status, _applications(catalog, at))
+    behind += [
+        f"{found.app}: at {found.revision or '(none)'}, waiting for {revert}"
+        for found in statuses
+        if found.reports_sync and not health.same_revision(found.revision, revert)
+    ]
     if not behind:
         return None
     poll = timedelta(seconds=int(at.config.get("sync_poll_seconds", 5)))
@@ -1124,7 +1129,9 @@ def _finish(
     now = ctx.now()
     change = change_store.get(conn, step.change_number)
     if step.kind is not StepKind.CONCLUDE:
-        rollout_store.complete(conn, step.change_number, now)
+        rollout_store.set_status(
+            conn, step.change_number, RolloutStatus.COMPLETE, reason=None, now=now
+        )
         audit_service.record(
             conn,
             ctx,

@@ -466,19 +466,6 @@ def skip_step(
     return _done(conn, step, _at(step), now=now, result=result, next_due=next_due)
 
 
-def complete(
-    conn: sa.Connection,
-    number: int,
-    now: datetime,
-    status: RolloutStatus = RolloutStatus.COMPLETE,
-) -> None:
-    conn.execute(
-        sa.update(table)
-        .where(table.c.change_id == number)
-        .values(status=status.value, completed_at=canonical.as_utc(now))
-    )
-
-
 def changes_without_rollout(conn: sa.Connection, states: Sequence[str]) -> list[int]:
     """Numbers of changes in `states` that have no rollout yet."""
     rows = conn.execute(
